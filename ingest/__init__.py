@@ -1,0 +1,37 @@
+"""Readers: one module per trace format, all yielding batches of one Arrow schema.
+
+`open_reader` picks the reader for a file from its content (or a forced `--format`).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+
+from ingest.base import IngestStats, Reader
+from ingest.sniff import detect_format
+from ingest.source import check_file
+from replay.errors import InputError
+
+#: format name -> "module:Class", imported only when used
+READERS = {
+    "ftrace": "ingest.text_ftrace:FtraceTextReader",
+    "trace-cmd-report": "ingest.text_ftrace:TraceCmdReportReader",
+    "perf-script": "ingest.text_perf:PerfScriptReader",
+    "function-graph": "ingest.text_funcgraph:FunctionGraphReader",
+}
+
+
+def open_reader(path: Path, fmt: str | None = None, strict: bool = False) -> Reader:
+    """A reader for `path`, of format `fmt` or the one its content shows."""
+    check_file(path)
+    name = fmt or detect_format(path)
+    if name not in READERS:
+        known = ", ".join(sorted(READERS))
+        raise InputError(path, f"unknown format {name!r} (known: {known})")
+    module, cls = READERS[name].split(":")
+    reader_cls = getattr(import_module(module), cls)
+    return reader_cls(path, IngestStats(), strict=strict)
+
+
+__all__ = ["READERS", "IngestStats", "Reader", "open_reader"]

@@ -1,0 +1,73 @@
+"""What every reader shares: the reader interface and the ingest statistics it fills.
+
+A reader turns one trace file into Arrow record batches of `replay.schema.READER_EVENTS`,
+in time order, and counts what it skipped, lost or could not parse in `IngestStats`,
+which becomes the dataset's `meta.json`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+#: How many malformed lines (or records) are quoted in meta.json.
+MALFORMED_EXAMPLES = 5
+
+
+@dataclass
+class IngestStats:
+    """What a reader learned about its input besides the events themselves."""
+
+    format: str = ""
+    format_version: str | None = None
+    kernel_release: str | None = None
+    page_size: int | None = None
+    cpus: int | None = None
+    clock: str | None = None
+    #: events lost per CPU (ring-buffer overruns, perf LOST records); -1 = CPU unknown
+    lost_events: Counter = field(default_factory=Counter)
+    #: CPUs that reported losses of unknown size (flag without a count)
+    lost_unknown: set = field(default_factory=set)
+    #: records or lines of other events, by event name ("" when no name could be read)
+    skipped: Counter = field(default_factory=Counter)
+    malformed: int = 0
+    malformed_examples: list[str] = field(default_factory=list)
+    truncated: bool = False
+    #: format-specific provenance (uname, hostname, options, trace clock...)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add_malformed(self, where: str, text: str) -> None:
+        """Count one malformed line or record, quoting the first few."""
+        self.malformed += 1
+        if len(self.malformed_examples) < MALFORMED_EXAMPLES:
+            self.malformed_examples.append(f"{where}: {text[:200]}")
+
+
+class Reader(ABC):
+    """One trace format: streams its events as Arrow batches in time order."""
+
+    #: the name `--format` accepts and meta.json records
+    format: ClassVar[str]
+
+    def __init__(self, path: Path, stats: IngestStats, strict: bool = False) -> None:
+        self.path = path
+        self.stats = stats
+        self.strict = strict
+        stats.format = self.format
+        #: bytes of the input consumed so far and in all, for progress bars
+        self.position = 0
+        self.size = path.stat().st_size
+
+    @abstractmethod
+    def events(self) -> Iterator[pa.RecordBatch]:
+        """Batches of READER_EVENTS, in time order."""
+
+    def stacks(self) -> Iterator[pa.RecordBatch]:
+        """Batches of STACKS, available once `events()` is exhausted."""
+        return iter(())

@@ -1,0 +1,107 @@
+"""Ingest: one trace file through its reader into a dataset directory."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import Any
+
+from ingest import open_reader
+from ingest.base import IngestStats
+from replay.dataset import DatasetWriter, default_output
+from replay.errors import InputError
+from replay.progress import progress_bar, warn
+
+
+class _Sha256(threading.Thread):
+    """Hashes the input file in the background while the reader parses it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self.digest = ""
+
+    def run(self) -> None:
+        h = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            while chunk := f.read(8 << 20):
+                h.update(chunk)
+        self.digest = h.hexdigest()
+
+
+def stats_meta(stats: IngestStats) -> dict[str, Any]:
+    """The meta.json fields a reader's statistics give."""
+    lost = {str(cpu): n for cpu, n in sorted(stats.lost_events.items())}
+    return {
+        "format": stats.format,
+        "format_version": stats.format_version,
+        "kernel_release": stats.kernel_release,
+        "page_size": stats.page_size,
+        "cpus": stats.cpus,
+        "clock": stats.clock,
+        "lost_events": {
+            "total": sum(stats.lost_events.values()),
+            "per_cpu": lost,
+            "unknown_count_cpus": sorted(stats.lost_unknown),
+        },
+        "skipped": {"total": sum(stats.skipped.values()), "by_event": dict(stats.skipped)},
+        "malformed": {"total": stats.malformed, "examples": stats.malformed_examples},
+        "truncated": stats.truncated,
+        **stats.extra,
+    }
+
+
+def ingest(
+    trace: Path,
+    out: Path | None = None,
+    fmt: str | None = None,
+    force: bool = False,
+    strict: bool = False,
+    quiet: bool = False,
+) -> Path:
+    """Read `trace` and write its dataset directory; return the directory's path."""
+    trace = Path(trace)
+    reader = open_reader(trace, fmt, strict=strict)
+    out = Path(out) if out is not None else default_output(trace)
+    hasher = _Sha256(trace)
+    hasher.start()
+    with DatasetWriter(out, force=force) as writer:
+        with progress_bar(f"ingest {trace.name}", reader.size, quiet=quiet) as bar:
+            for batch in reader.events():
+                writer.add_events(batch)
+                bar.update(reader.position)
+            for batch in reader.stacks():
+                writer.add_stacks(batch)
+        stats = reader.stats
+        if writer.rows == 0:
+            skipped = sum(stats.skipped.values())
+            raise InputError(
+                trace, f"no kmem page events found ({skipped} records of other events)"
+            )
+        if stats.malformed and strict:
+            raise InputError(trace, f"malformed page event: {stats.malformed_examples[0]}")
+        hasher.join()
+        meta = {
+            "source": {
+                "path": str(trace.resolve()),
+                "sha256": hasher.digest,
+                "size": trace.stat().st_size,
+            },
+            **stats_meta(stats),
+        }
+        writer.commit(meta)
+    _warn_losses(trace, stats)
+    return out
+
+
+def _warn_losses(trace: Path, stats: IngestStats) -> None:
+    lost = sum(stats.lost_events.values())
+    if lost or stats.lost_unknown:
+        cpus = sorted(set(stats.lost_events) | stats.lost_unknown)
+        warn(f"{trace}: {lost} events lost (CPUs {cpus}); pairs around them may not match")
+    if stats.malformed:
+        warn(f"{trace}: {stats.malformed} malformed page-event records skipped, "
+             f"first: {stats.malformed_examples[0]}")
+    if stats.truncated:
+        warn(f"{trace}: input is truncated; the dataset holds the complete events before it")

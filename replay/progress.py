@@ -1,0 +1,51 @@
+"""Progress bars on a terminal, nothing when piped or quiet."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+#: Console for messages and warnings: stderr, so stdout stays clean for data.
+console = Console(stderr=True, highlight=False)
+
+
+class _Bar:
+    def __init__(self, progress: Progress | None, task: int | None) -> None:
+        self._progress = progress
+        self._task = task
+
+    def update(self, completed: int, total: int | None = None) -> None:
+        """Set how much is done (and the total, when it changed)."""
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed, total=total)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None, quiet: bool = False,
+                 unit_bytes: bool = True) -> Iterator[_Bar]:
+    """A bar shown on a terminal (stderr) unless `quiet`; a no-op otherwise."""
+    if quiet or not sys.stderr.isatty():
+        yield _Bar(None, None)
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn()]
+    if unit_bytes:
+        columns.append(DownloadColumn())
+    columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as p:
+        yield _Bar(p, p.add_task(description, total=total))
+
+
+def warn(message: str) -> None:
+    """Print a one-line warning on stderr."""
+    console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)

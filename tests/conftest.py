@@ -1,0 +1,44 @@
+"""Shared test helpers: running the CLI as a user would, and ingesting inline traces."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_traces"
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`replay ARGS...` in a subprocess, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "replay", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+    )
+
+
+@pytest.fixture
+def ingest_text(tmp_path):
+    """Ingest inline trace text; returns a function giving the dataset path."""
+    from replay.ingestion import ingest
+
+    def _ingest(text: str, fmt: str | None = None, name: str = "trace.txt", **kw) -> Path:
+        src = tmp_path / name
+        src.write_text(textwrap.dedent(text).lstrip("\n"))
+        return ingest(src, tmp_path / (name + ".replay"), fmt=fmt, quiet=True, **kw)
+
+    return _ingest
+
+
+def rows(dataset: Path, sql: str) -> list[tuple]:
+    """Rows of `sql` over the dataset's events (as view `events`)."""
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{dataset}/events.parquet')")
+    return con.execute(sql).fetchall()
