@@ -1,0 +1,82 @@
+"""Streaming each CPU's ring buffer out of the kernel into a spool file while tracing runs.
+
+One thread per CPU reads `per_cpu/cpuN/trace_pipe_raw`, which hands out whole
+sub-buffers (FORMATS.md §2), and appends them to `cpuN.raw`, so memory stays bounded
+however long the capture. The threads only copy bytes (the GIL is released in read and
+write); decoding happens after the capture, off the traced workload's back.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+#: how long an idle reader sleeps before looking at its buffer again
+_IDLE = 0.1
+
+
+class CpuSpooler(threading.Thread):
+    """Copies one CPU's `trace_pipe_raw` into a spool file until stopped and drained."""
+
+    def __init__(self, cpu: int, pipe: Path, spool: Path, subbuf_size: int,
+                 stop: threading.Event) -> None:
+        super().__init__(name=f"spool-cpu{cpu}", daemon=True)
+        self.cpu = cpu
+        self.spool = spool
+        self.subbuf_size = subbuf_size
+        self.stop = stop
+        self.subbufs = 0
+        self.error: str | None = None
+        # Opened here, so that a failure is reported before tracing starts.
+        try:
+            self._fd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as e:
+            raise OSError(e.errno, f"{pipe}: {e.strerror}") from None
+
+    @property
+    def bytes(self) -> int:
+        """Bytes spooled so far."""
+        return self.subbufs * self.subbuf_size
+
+    def run(self) -> None:
+        try:
+            with open(self.spool, "wb", buffering=1 << 20) as out:
+                self._copy(out)
+        except OSError as e:
+            self.error = f"cpu {self.cpu}: {e.strerror or e}"
+        finally:
+            os.close(self._fd)
+
+    def _copy(self, out) -> None:  # noqa: ANN001 - a binary file
+        size = self.subbuf_size
+        while True:
+            # Look at the stop flag *before* reading: a stop requested after an empty read
+            # still gets one more read, which drains what was written before tracing_on=0.
+            stopping = self.stop.is_set()
+            try:
+                data = os.read(self._fd, size)
+            except BlockingIOError:
+                data = b""
+            if not data:
+                if stopping:
+                    return
+                self.stop.wait(_IDLE)
+                continue
+            if len(data) < size:  # never seen; keep the spool a sequence of whole sub-buffers
+                data = data.ljust(size, b"\0")
+            out.write(data)
+            self.subbufs += 1
+
+
+def start_spoolers(dir: Path, cpus: list[int], spool_dir: Path, subbuf_size: int,
+                   stop: threading.Event) -> list[CpuSpooler]:
+    """Open every CPU's trace_pipe_raw (tracefs dir `dir`) and start copying."""
+    spoolers = [
+        CpuSpooler(cpu, dir / "per_cpu" / f"cpu{cpu}" / "trace_pipe_raw",
+                   spool_dir / f"cpu{cpu}.raw", subbuf_size, stop)
+        for cpu in cpus
+    ]
+    for s in spoolers:
+        s.start()
+    return spoolers
