@@ -9,8 +9,12 @@ write); decoding happens after the capture, off the traced workload's back.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
+
+from ingest.event_format import HeaderPage
+from ingest.ringbuffer import COMMIT_MASK
 
 #: how long an idle reader sleeps before looking at its buffer again
 _IDLE = 0.1
@@ -19,12 +23,15 @@ _IDLE = 0.1
 class CpuSpooler(threading.Thread):
     """Copies one CPU's `trace_pipe_raw` into a spool file until stopped and drained."""
 
-    def __init__(self, cpu: int, pipe: Path, spool: Path, subbuf_size: int,
+    def __init__(self, cpu: int, pipe: Path, spool: Path, header: HeaderPage,
                  stop: threading.Event) -> None:
         super().__init__(name=f"spool-cpu{cpu}", daemon=True)
         self.cpu = cpu
         self.spool = spool
-        self.subbuf_size = subbuf_size
+        self.subbuf_size = header.subbuf_size
+        self.data_size = header.data_size
+        self.commit_offset = header.commit_offset
+        self.commit_size = header.commit_size
         self.stop = stop
         self.subbufs = 0
         self.error: str | None = None
@@ -67,16 +74,29 @@ class CpuSpooler(threading.Thread):
                 data = data.ljust(size, b"\0")
             out.write(data)
             self.subbufs += 1
+            # A sub-buffer less than half full means the reader caught up with the writer
+            # and the kernel handed out the page being written; reading again at once
+            # would spool a mostly empty sub-buffer per event. Let it fill first.
+            if not stopping and self._filled(data) < self.data_size // 2:
+                self.stop.wait(_IDLE)
+
+    def _filled(self, data: bytes) -> int:
+        commit = data[self.commit_offset : self.commit_offset + self.commit_size]
+        return int.from_bytes(commit, sys.byteorder) & COMMIT_MASK
 
 
-def start_spoolers(dir: Path, cpus: list[int], spool_dir: Path, subbuf_size: int,
+def start_spoolers(dir: Path, cpus: list[int], spool_dir: Path, header: HeaderPage,
                    stop: threading.Event) -> list[CpuSpooler]:
     """Open every CPU's trace_pipe_raw (tracefs dir `dir`) and start copying."""
-    spoolers = [
-        CpuSpooler(cpu, dir / "per_cpu" / f"cpu{cpu}" / "trace_pipe_raw",
-                   spool_dir / f"cpu{cpu}.raw", subbuf_size, stop)
-        for cpu in cpus
-    ]
+    spoolers: list[CpuSpooler] = []
+    try:
+        for cpu in cpus:
+            spoolers.append(CpuSpooler(cpu, dir / "per_cpu" / f"cpu{cpu}" / "trace_pipe_raw",
+                                       spool_dir / f"cpu{cpu}.raw", header, stop))
+    except OSError:
+        for s in spoolers:
+            os.close(s._fd)
+        raise
     for s in spoolers:
         s.start()
     return spoolers

@@ -22,6 +22,9 @@ from replay.errors import TracingError
 #: Where tracefs lives: its own mount (4.1+), or inside debugfs on older kernels.
 TRACEFS_PATHS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 
+#: The kernel's list of online CPUs (`0-3,8`).
+CPU_ONLINE = Path("/sys/devices/system/cpu/online")
+
 #: Prefix of the instances this tool creates; the suffix is the recording process id.
 INSTANCE_PREFIX = "replay-"
 
@@ -36,6 +39,9 @@ def find_tracefs(mount: bool = True) -> tuple[Path, bool]:
     for path in TRACEFS_PATHS:
         if is_tracefs(path):
             return path, False
+        if os.path.ismount(path) and not os.access(path, os.R_OK | os.X_OK):
+            raise TracingError(f"not root: {path} is not accessible; "
+                               "run replay record as root (sudo)")
     if not mount:
         raise TracingError(f"no tracefs: none mounted at {' or '.join(map(str, TRACEFS_PATHS))}")
     target = TRACEFS_PATHS[0]
@@ -63,6 +69,8 @@ def unmount_tracefs(path: Path) -> None:
 
 def check_writable(root: Path) -> None:
     """Raise a TracingError saying what to do unless tracing can be controlled."""
+    if not is_tracefs(root):
+        raise TracingError(f"no tracefs: {root} holds no tracing_on and events/")
     if not os.access(root / "tracing_on", os.W_OK):
         raise TracingError(
             f"not root: {root}/tracing_on is not writable; run replay record as root (sudo)"
@@ -204,7 +212,7 @@ def online_cpus(root: Path) -> list[int]:
     """CPUs with a per-CPU buffer that are online (all with a buffer when unknown)."""
     have = sorted(int(d.name[3:]) for d in (root / "per_cpu").glob("cpu[0-9]*"))
     try:
-        text = Path("/sys/devices/system/cpu/online").read_text().strip()
+        text = CPU_ONLINE.read_text().strip()
     except OSError:
         return have
     online: set[int] = set()
