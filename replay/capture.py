@@ -17,7 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.event_format import EventFormat, HeaderPage, parse_format, parse_header_page
+from ingest.event_format import (
+    EventFormat,
+    FormatError,
+    HeaderPage,
+    parse_format,
+    parse_header_page,
+)
 from replay.dataset import DatasetWriter
 from replay.errors import InputError, TracingError
 from replay.progress import progress_bar, warn
@@ -172,9 +178,14 @@ class Capture:
         res = self.result
         dir = state.dir
         res.events = resolve_events(dir, self.requested)
-        for name in res.events:
-            res.formats.append(parse_format(state.read(f"events/kmem/{name}/format"), "kmem"))
-        res.header = parse_header_page(state.read("events/header_page"))
+        for rel in [f"events/kmem/{name}/format" for name in res.events] + ["events/header_page"]:
+            try:
+                if rel.endswith("header_page"):
+                    res.header = parse_header_page(state.read(rel))
+                else:
+                    res.formats.append(parse_format(state.read(rel), "kmem"))
+            except (OSError, FormatError) as e:
+                raise TracingError(f"{dir / rel}: {getattr(e, 'strerror', None) or e}") from None
         res.clock = current_clock(state.read("trace_clock"))
         state.write("tracing_on", "0")
         if self.buffer_kb is not None:

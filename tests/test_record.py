@@ -145,6 +145,14 @@ def test_not_a_tracefs_is_one_line_error(tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".ds.tmp-*"))
 
 
+def test_not_root_says_so(frozen_tracefs, tmp_path, monkeypatch):
+    monkeypatch.setattr(tracefs.os, "access", lambda path, mode: False)
+    with pytest.raises(TracingError, match=r"^not root: .*tracing_on is not writable; run "
+                                           r"replay record as root"):
+        record(RecordOptions(output=tmp_path / "ds", duration=0, tracefs=frozen_tracefs))
+    assert not (tmp_path / "ds").exists()
+
+
 def test_unknown_event_name_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(app, ["record", "--tracefs", str(tmp_path), "-o",
                                       str(tmp_path / "ds"), "--events", "mm_page_alloc,kmalloc"])
@@ -289,6 +297,22 @@ def test_record_from_frozen_tracefs_equals_kernel_text_and_restores(frozen_trace
     n = assert_same_events(_dataset_sequences(out), _oracle_sequences(
         oracle_text, FtraceTextReader, out), ts_tolerance_ns=5_000)
     assert n == meta["events"]
+
+
+def test_failed_recording_restores_state_and_writes_nothing(frozen_tracefs, tmp_path):
+    """Tracing configured, then the ring buffer of CPU 1 cannot be opened: one-line error,
+    every file put back, no dataset."""
+    root = frozen_tracefs
+    (root / "per_cpu" / "cpu1" / "trace_pipe_raw").unlink()
+    before = _contents(root)
+    out = tmp_path / "rec.replay"
+    with pytest.raises(TracingError, match=r"cannot read the ring buffer: .*cpu1/trace_pipe_raw"):
+        record(RecordOptions(output=out, duration=0, quiet=True, tracefs=root))
+    after = _contents(root)
+    assert {k: v.strip() for k, v in after.items() if k in before} == {
+        k: v.strip() for k, v in before.items()}
+    assert not out.exists() and not list(tmp_path.glob(".rec.replay.*"))
+    assert not list(tmp_path.glob(".replay-spool-*"))
 
 
 # ---------------------------------------------------------------------------------------
