@@ -3,7 +3,8 @@
 `replay record` copies each CPU's `trace_pipe_raw` into a spool file; this turns the
 spools into schema batches in time order, through the shared compiled sub-buffer
 decoder (`ingest.ringbuffer`), the format-driven entry decoder (`ingest.ftrace_entry`)
-and the per-CPU merge (`ingest.cpu_merge`). Memory is bounded by one chunk per CPU.
+and the per-CPU merge (`ingest.cpu_merge`). Memory is bounded: the CPUs share a fixed
+budget of raw bytes decoded at a time.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from ingest.ftrace_entry import EntryDecoder, comm_column
 from ingest.ringbuffer import ERROR_TEXT, decode_subbuffers
 from replay.schema import event_batch
 
-#: sub-buffers decoded at a time per CPU (with 4 KiB sub-buffers: 16 MiB)
-CHUNK_SUBBUFS = 4096
+#: raw bytes decoded at a time, shared by all CPUs (each CPU's pending chunk is held by
+#: the merge, and a decoded chunk takes about 8 times its raw size)
+CHUNK_BUDGET = 4 << 20
+#: fewest sub-buffers per CPU chunk, however many CPUs
+MIN_CHUNK_SUBBUFS = 16
 
 
 def _cpu_chunks(
@@ -34,12 +38,13 @@ def _cpu_chunks(
     comms: Mapping[int, str],
     stats: IngestStats,
     progress: Callable[[int], None],
+    chunk_subbufs: int,
 ) -> Iterator[tuple[np.ndarray, pa.RecordBatch]]:
     size = header.subbuf_size
     big = sys.byteorder == "big"  # the spool comes from the running kernel
     first = 0  # index of the chunk's first sub-buffer in the spool
     with open(spool, "rb") as f:
-        while data := f.read(CHUNK_SUBBUFS * size):
+        while data := f.read(chunk_subbufs * size):
             buf = np.frombuffer(data, np.uint8)
             rec = decode_subbuffers(buf, size, header.commit_size, header.data_offset, big)
             lost = rec.lost[rec.missed]
@@ -57,9 +62,10 @@ def _cpu_chunks(
             )
             first += len(buf) // size
             progress(len(data))
+            ts = rec.ts[index]
+            del data, buf, rec  # the raw chunk is not needed while the merge holds this one
             if not len(index):
                 continue
-            ts = rec.ts[index]
             cols["ts_ns"] = ts
             cols["cpu"] = np.full(len(index), cpu, np.int32)
             cols["comm"] = comm_column(cols["pid"], comms)
@@ -80,6 +86,7 @@ def spool_events(
     per CPU, corrupt sub-buffers into `stats.malformed`; `progress` gets bytes decoded.
     """
     decoder = EntryDecoder(formats, big_endian=sys.byteorder == "big")
-    streams = [_cpu_chunks(cpu, path, header, decoder, comms, stats, progress)
+    per_cpu = max(MIN_CHUNK_SUBBUFS, CHUNK_BUDGET // (max(len(spools), 1) * header.subbuf_size))
+    streams = [_cpu_chunks(cpu, path, header, decoder, comms, stats, progress, per_cpu)
                for cpu, path in sorted(spools.items())]
     return merge_by_time(streams)
