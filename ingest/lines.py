@@ -65,13 +65,27 @@ def _block(first_line: int, data: bytes, raw_position: int) -> LineBlock:
     return LineBlock(first_line, buf, starts, ends, raw_position)
 
 
-def line_blocks(path: Path, block_bytes: int = BLOCK_BYTES,
-                separator: bytes = b"\n") -> Iterator[LineBlock]:
-    """The lines of `path` (decompressed) in blocks of about `block_bytes`.
+def _cut(data: bytes, continuation: bytes | None) -> int:
+    """Where to end a block of `data`: after its last line break, or, when lines starting
+    with `continuation` belong to the line before, after the last break not followed by
+    one (the byte after the final break is not read yet, so that break never counts)."""
+    cut = data.rfind(b"\n")
+    if continuation is None:
+        return cut + 1
+    cut = data.rfind(b"\n", 0, cut)
+    while cut >= 0 and data[cut + 1 : cut + 2] == continuation:
+        cut = data.rfind(b"\n", 0, cut)
+    return cut + 1
 
-    Blocks end after the last `separator` of what was read (b"\\n\\n" keeps perf script
-    samples with their callchain lines in one block), or after the last line break.
+
+def line_blocks(path: Path, block_bytes: int | None = None,
+                continuation: bytes | None = None) -> Iterator[LineBlock]:
+    """The lines of `path` (decompressed) in blocks of about `block_bytes` (BLOCK_BYTES).
+
+    With `continuation` (b"\t" for perf script callchain lines) a line starting with it
+    stays in the block of the line before.
     """
+    block_bytes = block_bytes or BLOCK_BYTES
     line = 1
     rest = b""
     with open_stream(path) as s:
@@ -85,8 +99,7 @@ def line_blocks(path: Path, block_bytes: int = BLOCK_BYTES,
                     data += b"\n"
                 rest = b""
             else:
-                cut = data.rfind(separator)
-                cut = cut + len(separator) if cut >= 0 else data.rfind(b"\n") + 1
+                cut = _cut(data, continuation)
                 if cut <= 0:
                     rest = data
                     continue

@@ -42,11 +42,11 @@ class EventLineReader(Reader):
     CPUS: ClassVar[str | None] = None
     #: whether callchain frame lines follow sample lines (perf script -g)
     FRAMES: ClassVar[bool] = False
-    #: where blocks may be cut (b"\n\n" keeps a sample's callchain with it)
-    SEPARATOR: ClassVar[bytes] = b"\n"
+    #: first byte of lines that continue the line before (perf callchain frames)
+    CONTINUATION: ClassVar[bytes | None] = None
 
     def events(self) -> Iterator[pa.RecordBatch]:
-        for block in line_blocks(self.path, separator=self.SEPARATOR):
+        for block in line_blocks(self.path, continuation=self.CONTINUATION):
             self.position = block.raw_position
             sc = scan(block.data, block.starts, block.ends, self.FRAMES)
             self._account(block, sc)

@@ -43,7 +43,7 @@ class PerfScriptReader(EventLineReader):
     LOSS = None
     IGNORE = r"^\s*(#|$)"
     FRAMES = True
-    SEPARATOR = b"\n\n"
+    CONTINUATION = b"\t"
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
