@@ -126,8 +126,8 @@ def main() -> None:
         sys.exit(e.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except typer.TyperException as e:  # usage errors (typer's vendored click) land here
-        if not hasattr(e, "show"):
-            raise
-        e.show()
-        sys.exit(getattr(e, "exit_code", 2))
+    except Exception as e:  # usage errors of typer's (vendored) click arrive here
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
+            e.show()
+            sys.exit(e.exit_code)
+        raise

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -90,7 +91,7 @@ class DatasetWriter:
         n = batch.num_rows
         if n == 0:
             return
-        seq = pa.array(range(self.rows, self.rows + n), type=pa.int64())
+        seq = pa.array(np.arange(self.rows, self.rows + n, dtype=np.int64))
         table = pa.Table.from_batches([batch]).add_column(0, EVENTS.field("seq"), seq)
         table = table.cast(EVENTS)
         if self._events is None:
