@@ -299,6 +299,17 @@ def test_record_from_frozen_tracefs_equals_kernel_text_and_restores(frozen_trace
     assert n == meta["events"]
 
 
+def test_duration_leaves_a_longer_workload_running(frozen_tracefs, tmp_path):
+    out = record(RecordOptions(output=tmp_path / "rec.replay", duration=0.2, quiet=True,
+                               command=("sleep", "30"), tracefs=frozen_tracefs))
+    rec = read_meta(out)["recording"]
+    try:
+        assert rec["workload_status"] is None and rec["interrupted"] is False
+        os.kill(rec["workload_pid"], 0)  # still running
+    finally:
+        os.kill(rec["workload_pid"], signal.SIGKILL)
+
+
 def test_failed_recording_restores_state_and_writes_nothing(frozen_tracefs, tmp_path):
     """Tracing configured, then the ring buffer of CPU 1 cannot be opened: one-line error,
     every file put back, no dataset."""
