@@ -19,6 +19,7 @@ READERS = {
     "trace-cmd-report": "ingest.text_ftrace:TraceCmdReportReader",
     "perf-script": "ingest.text_perf:PerfScriptReader",
     "function-graph": "ingest.text_funcgraph:FunctionGraphReader",
+    "perf.data": "ingest.perf_data:PerfDataReader",
 }
 
 

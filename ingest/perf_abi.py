@@ -48,8 +48,10 @@ FORMAT_ID = 1 << 2
 FORMAT_GROUP = 1 << 3
 FORMAT_LOST = 1 << 4
 
-#: perf_event_attr flag bit (bitfield after read_format) that adds sample ids to records
+#: perf_event_attr flag bits (bitfield after read_format): sample ids on every record,
+#: and sample times from attr.clockid (perf record -k)
 ATTR_FLAG_SAMPLE_ID_ALL = 18
+ATTR_FLAG_USE_CLOCKID = 25
 
 #: callchain entries at or above this value are context markers, not addresses
 CONTEXT_MAX = (1 << 64) - 4095

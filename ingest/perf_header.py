@@ -16,6 +16,7 @@ import numpy as np
 
 from ingest.perf_abi import (
     ATTR_FLAG_SAMPLE_ID_ALL,
+    ATTR_FLAG_USE_CLOCKID,
     FEAT_ARCH,
     FEAT_CMDLINE,
     FEAT_COMPRESSED,
@@ -50,6 +51,8 @@ class PerfAttr:
     read_format: int
     sample_id_all: bool
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    use_clockid: bool = False
+    clockid: int = 0
 
 
 @dataclass
@@ -148,11 +151,18 @@ def parse_attr(buf: memoryview, off: int, avail: int, big: bool) -> tuple[PerfAt
         raise PerfFormatError(f"offset {off + 4}: event attribute size {size} does not fit "
                               f"its {avail}-byte slot")
     flags = bytes(buf[off + 40 : off + 48])
-    # A big-endian compiler allocates bitfields from the most significant bit of each
-    # byte: perf's swap_bitfield (tools/perf/util/session.c) reverses the bits per byte.
-    byte, bit = divmod(ATTR_FLAG_SAMPLE_ID_ALL, 8)
-    sample_id_all = bool(flags[byte] >> ((7 - bit) if big else bit) & 1)
-    return PerfAttr(type_, config, sample_type, read_format, sample_id_all), size
+
+    def flag(n: int) -> bool:
+        # A big-endian compiler allocates bitfields from the most significant bit of each
+        # byte: perf's swap_bitfield (tools/perf/util/session.c) reverses bits per byte.
+        byte, bit = divmod(n, 8)
+        return bool(flags[byte] >> ((7 - bit) if big else bit) & 1)
+
+    attr = PerfAttr(type_, config, sample_type, read_format, flag(ATTR_FLAG_SAMPLE_ID_ALL))
+    if size >= 96 and flag(ATTR_FLAG_USE_CLOCKID):
+        attr.use_clockid = True
+        (attr.clockid,) = struct.unpack_from(e + "i", buf, off + 92)
+    return attr, size
 
 
 def _feature_sections(buf: memoryview, e: str, bits: list[int], table: int,

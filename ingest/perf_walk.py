@@ -62,9 +62,9 @@ SAMPLE_COLUMNS = 10
 # columns of `comms`: record offset, time, pid, tid, name offset, name length
 C_REC, C_TIME, C_PID, C_TID, C_NAME_OFF, C_NAME_LEN = range(6)
 COMM_COLUMNS = 6
-# columns of `forks`: time, child pid, child tid, parent tid
-F_TIME, F_PID, F_TID, F_PTID = range(4)
-FORK_COLUMNS = 4
+# columns of `forks`: record offset, time, child pid, child tid, parent tid
+F_REC, F_TIME, F_PID, F_TID, F_PTID = range(5)
+FORK_COLUMNS = 5
 
 # slots of `state` (carried from call to call)
 ST_MAX_TIME = 0  # latest sample time seen
@@ -116,7 +116,11 @@ def _u(buf, off, n, big):
 
 @njit(cache=True)
 def _attr_of(ident, id_keys, id_attr):
-    """Attribute index of sample id `ident`, or -1."""
+    """Attribute index of sample id `ident`, or -1. Id 0 is the first attribute: perf
+    writes synthesized records (COMM, MMAP of threads that existed before recording)
+    with zeroed sample ids and maps id 0 to its first event (evlist__event2evsel)."""
+    if ident == 0:
+        return 0
     i = np.searchsorted(id_keys, ident)
     if i < id_keys.shape[0] and id_keys[i] == ident:
         return id_attr[i]
@@ -214,7 +218,10 @@ def walk_records(buf, pos, end, big, attr_st, attr_rf, attr_sid_all, attr_wanted
         if rtype < 256 and _SPECIAL[rtype]:
             return STOP_SPECIAL, pos, ns, nc, nf, nk
         if rtype == RECORD_AUXTRACE and pos + 16 <= end:
-            size += np.int64(_u(buf, pos + 8, 8, big))  # AUX data follows the record
+            aux = _u(buf, pos + 8, 8, big)  # AUX data follows the record
+            if aux > np.uint64(end - pos):
+                return STOP_INCOMPLETE, pos, ns, nc, nf, nk
+            size += np.int64(aux)
         if pos + size > end:
             return STOP_INCOMPLETE, pos, ns, nc, nf, nk
         if ns == samples.shape[0] or nc == comms.shape[0] or nf == forks.shape[0] \
@@ -353,6 +360,7 @@ def walk_records(buf, pos, end, big, attr_st, attr_rf, attr_sid_all, attr_wanted
             if size < 32:
                 continue
             row = forks[nf]
+            row[F_REC] = rec
             row[F_TIME] = np.int64(_u(buf, rec + 24, 8, big))
             row[F_PID] = np.int64(np.int32(_u(buf, rec + 8, 4, big)))
             row[F_TID] = np.int64(np.int32(_u(buf, rec + 16, 4, big)))
