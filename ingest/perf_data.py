@@ -411,6 +411,8 @@ class PerfDataReader(Reader):
         }
 
     def stacks(self) -> Iterator[pa.RecordBatch]:
+        if self._chains.n_stacks == 0:
+            return
         symbols = choose_symbols(
             self.path, self.kallsyms, self._tracing.kallsyms if self._tracing else b"",
             self._features.hostname, self._features.osrelease, self._reloc)

@@ -9,6 +9,7 @@ from typing import Any
 
 from ingest import open_reader
 from ingest.base import IngestStats
+from ingest.source import check_file
 from replay.dataset import DatasetWriter, default_output
 from replay.errors import InputError
 from replay.progress import progress_bar, warn
@@ -59,10 +60,19 @@ def ingest(
     force: bool = False,
     strict: bool = False,
     quiet: bool = False,
+    kallsyms: Path | None = None,
 ) -> Path:
-    """Read `trace` and write its dataset directory; return the directory's path."""
+    """Read `trace` and write its dataset directory; return the directory's path.
+
+    `kallsyms` names the recording machine's /proc/kallsyms for callchain symbols.
+    """
     trace = Path(trace)
     reader = open_reader(trace, fmt, strict=strict)
+    if kallsyms is not None:
+        if not hasattr(reader, "kallsyms"):
+            raise InputError(trace, f"--kallsyms applies to perf.data input, not {reader.format}")
+        check_file(Path(kallsyms))
+        reader.kallsyms = Path(kallsyms)
     out = Path(out) if out is not None else default_output(trace)
     hasher = _Sha256(trace)
     hasher.start()
