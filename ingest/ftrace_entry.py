@@ -34,7 +34,7 @@ import pyarrow as pa
 from ingest.base import IngestStats
 from ingest.event_format import EventFormat, Field, FlagTable, flag_table
 from replay.schema import CONTEXT_BH_OFF, CONTEXT_HARDIRQ, CONTEXT_IRQS_OFF, CONTEXT_NMI
-from replay.schema import CONTEXT_SOFTIRQ, canonical_event
+from replay.schema import CONTEXT_SOFTIRQ, READER_EVENTS, canonical_event
 
 #: TRACE_FLAG_* bits of common_flags kept as `context` (kernel/trace/trace.h)
 CONTEXT_MASK = CONTEXT_IRQS_OFF | CONTEXT_HARDIRQ | CONTEXT_SOFTIRQ | CONTEXT_NMI | CONTEXT_BH_OFF
@@ -219,6 +219,10 @@ class EntryDecoder:
             if col in ("gfp", "page"):
                 cols[col] = pa.array(values.view(np.uint64), mask=~valid)
             else:
+                # a damaged record's value that the column cannot hold (order 9699329)
+                # becomes null rather than failing the whole batch
+                info = np.iinfo(READER_EVENTS.field(col).type.to_pandas_dtype())
+                valid &= (values >= info.min) & (values <= info.max)
                 cols[col] = pa.array(values, mask=~valid)
         cols["gfp_flags"] = pa.DictionaryArray.from_arrays(
             pa.array(gfp_idx, mask=gfp_idx < 0), pa.array(list(gfp_dict), pa.string()))

@@ -25,6 +25,7 @@ import pyarrow as pa
 import zstandard
 
 from ingest.base import IngestStats, Reader
+from ingest.event_format import FormatError
 from ingest.ftrace_entry import EntryDecoder
 from ingest.perf_abi import (
     RECORD_COMPRESSED,
@@ -272,7 +273,10 @@ class PerfDataReader(Reader):
             self._tracing = parse_tracing_data(blob)
         except TracingDataError as e:
             raise self._fail(f"tracing data: {e}", where) from None
-        self._decoder = EntryDecoder(self._tracing.formats, self._tracing.big_endian)
+        try:
+            self._decoder = EntryDecoder(self._tracing.formats, self._tracing.big_endian)
+        except FormatError as e:
+            raise self._fail(f"tracing data: {e}", where) from None
         self.stats.page_size = self._tracing.page_size
         self._configure()
 
@@ -404,6 +408,7 @@ class PerfDataReader(Reader):
             "nr_cpus_online": feats.nr_cpus_online,
             "cmdline": " ".join(feats.cmdline) if feats.cmdline is not None else None,
             "tracing_data_version": self._tracing.version if self._tracing else None,
+            # type 255 counts every type >= 255 (none is defined)
             "records_by_type": {str(t): n for t, n in sorted(records.items())},
             "finished_rounds": int(self._state[ST_ROUNDS]),
             "samples_of_unknown_id": int(self._state[ST_UNKNOWN_ID]),

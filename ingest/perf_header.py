@@ -107,7 +107,7 @@ def read_header(buf: memoryview, file_size: int) -> PerfHeader:
     if file_size < FILE_HEADER_SIZE:
         raise PerfFormatError(f"offset 0: truncated file header ({file_size} of 104 bytes)")
     (attr_size, a_off, a_size, d_off, d_size, _t_off, _t_size, *bits) = struct.unpack_from(
-        e + "13Q", buf, 16
+        e + "11Q", buf, 16
     )
     hdr = PerfHeader(big, False, d_off, d_off + d_size)
     if d_off < FILE_HEADER_SIZE or d_off > file_size:
@@ -116,6 +116,9 @@ def read_header(buf: memoryview, file_size: int) -> PerfHeader:
         hdr.data_end, hdr.truncated = file_size, True
     hdr.attrs = _read_attr_section(buf, e, big, attr_size, a_off, a_size, file_size)
     hdr.feature_sections = _feature_sections(buf, e, bits, d_off + d_size, file_size)
+    n_features = sum(bin(b).count("1") for b in bits)
+    if len(hdr.feature_sections) < n_features:
+        hdr.truncated = True  # some feature sections lie past the end of the file
     return hdr
 
 

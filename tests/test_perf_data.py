@@ -76,10 +76,11 @@ def expected_kernel_frames(lines) -> list[list[tuple[int, str]]]:
     """Per sample of a default perf script output: its kernel frames (addr, sym+off)."""
     samples: list[list[tuple[int, str]]] = []
     for line in lines:
-        if SAMPLE_LINE.match(line.rstrip("\n")):
-            samples.append([])
-        elif (m := FRAME_LINE.match(line.rstrip("\n"))) and m["dso"].startswith("[") \
-                and m["dso"] != "[unknown]":
+        if not line.startswith("\t"):
+            if line.strip():
+                samples.append([])  # a sample line; its frames follow
+        elif line.rstrip().endswith("])") and not line.rstrip().endswith("([unknown])"):
+            m = FRAME_LINE.match(line.rstrip("\n"))  # a kernel or module frame
             samples[-1].append((int(m["addr"], 16), m["sym"]))
     return samples
 
