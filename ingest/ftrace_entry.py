@@ -15,7 +15,9 @@ API (stable; the trace.dat, perf.data and `replay record` readers use it):
 - `index`: positions (into `offset`) of the kmem page-event records, in input order.
 - `columns`: dict for `replay.schema.event_batch` with `pid`, `context`, `event`, `pfn`,
   `page`, `order`, `gfp`, `gfp_flags`, `migratetype` and the extfrag / zone_locked extras,
-  each aligned with `index` (callers add `ts_ns`, `cpu`, `comm`).
+  each aligned with `index` (callers add `ts_ns`, `cpu`, `comm`). `event` and `gfp_flags`
+  are dictionary arrays whose indices stay valid across calls of one decoder: its
+  dictionaries (`event_names`, `gfp_names()`) only grow.
 - Records of other events are counted into `stats.skipped` by event name ("" for an id
   no format names); page-event records too short for their fields into
   `stats.malformed` (quoted with `where(i)`, default "record i").
@@ -108,6 +110,11 @@ class EntryDecoder:
             self.common_pid = common.field("common_pid")
         self.event_names = pa.array(sorted({p.canonical for p in self.page}), pa.string())
         self._event_code = {name: i for i, name in enumerate(self.event_names.to_pylist())}
+        self._gfp_dict: dict[str, int] = {}
+
+    def gfp_names(self) -> pa.Array:
+        """The dictionary of every `gfp_flags` column returned so far (it only grows)."""
+        return pa.array(list(self._gfp_dict), pa.string())
 
     def decode(
         self,
@@ -173,7 +180,7 @@ class EntryDecoder:
         ints = {k: (np.zeros(n, np.int64), np.zeros(n, bool)) for k in
                 ("pfn", "page", "gfp", *INT_FIELDS)}
         gfp_idx = np.full(n, -1, np.int32)
-        gfp_dict: dict[str, int] = {}
+        gfp_dict = self._gfp_dict
         event_idx = np.empty(n, np.int32)
         for k, p in enumerate(self.page):
             sel = np.flatnonzero(code == k)
@@ -221,7 +228,7 @@ class EntryDecoder:
             else:
                 cols[col] = pa.array(values, mask=~valid)
         cols["gfp_flags"] = pa.DictionaryArray.from_arrays(
-            pa.array(gfp_idx, mask=gfp_idx < 0), pa.array(list(gfp_dict), pa.string()))
+            pa.array(gfp_idx, mask=gfp_idx < 0), self.gfp_names())
         return cols
 
 

@@ -39,11 +39,15 @@ def ingest(
     strict: Annotated[bool, typer.Option("--strict",
                       help="Fail on the first malformed page-event line.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
+    buffer: Annotated[Optional[str], typer.Option("--buffer",
+                      help="trace.dat only: read this ftrace instance's buffer instead of "
+                           "the top one.")] = None,
 ) -> None:
     """Read a page-allocator trace into a dataset directory (Parquet + meta.json)."""
     from replay.ingestion import ingest as run_ingest
 
-    out = run_ingest(trace, output, fmt=fmt, force=force, strict=strict, quiet=quiet)
+    out = run_ingest(trace, output, fmt=fmt, force=force, strict=strict, quiet=quiet,
+                     buffer=buffer)
     console.print(f"wrote {out}")
 
 

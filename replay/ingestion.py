@@ -59,10 +59,14 @@ def ingest(
     force: bool = False,
     strict: bool = False,
     quiet: bool = False,
+    buffer: str | None = None,
 ) -> Path:
-    """Read `trace` and write its dataset directory; return the directory's path."""
+    """Read `trace` and write its dataset directory; return the directory's path.
+
+    `buffer` names the ftrace instance to read from a trace.dat (default: the top one).
+    """
     trace = Path(trace)
-    reader = open_reader(trace, fmt, strict=strict)
+    reader = open_reader(trace, fmt, strict=strict, buffer=buffer)
     out = Path(out) if out is not None else default_output(trace)
     hasher = _Sha256(trace)
     hasher.start()
