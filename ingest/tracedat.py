@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ingest.base import IngestStats, Reader
 from ingest.cpu_streams import CpuStream, merge_order
-from ingest.ftrace_entry import EntryDecoder, comm_column
+from ingest.ftrace_entry import EntryDecoder, NumpyColumns, comm_column, numpy_to_arrow
 from ingest.ringbuffer import ERROR_TEXT, decode_subbuffers
 from ingest.source import seekable
 from ingest.tracedat_file import Buffer, Layout, read_layout
@@ -32,8 +32,6 @@ WINDOW = 4 << 20
 #: rows per yielded batch (one Parquet row group)
 BATCH_ROWS = 1 << 20
 
-_DICT_COLUMNS = ("event", "gfp_flags")
-
 
 class _Cpu:
     """One CPU's records read but not yet merged."""
@@ -44,8 +42,9 @@ class _Cpu:
         self.windows = stream.windows()
         self.live = True
         self.ts = np.zeros(0, np.int64)
-        self.row = np.zeros(0, np.int64)  # row in `table` of a page event, else -1
-        self.table: pa.Table | None = None
+        self.row = np.zeros(0, np.int64)  # row in `cols` of a page event, else -1
+        self.cols: NumpyColumns = {}
+        self.rows = 0  # page-event rows in `cols`
 
 
 class TraceDatReader(Reader):
@@ -135,21 +134,19 @@ class TraceDatReader(Reader):
                 return f"CPU {c.cpu} record in {c.stream.where}"
             return f"offset {file_off + int(r.offset[i])}"
 
-        index, cols = decoder.decode(window, r.offset, r.length, self.stats, where)
+        index, cols = decoder.decode_numpy(window, r.offset, r.length, self.stats, where)
         row = np.full(len(r.ts), -1, np.int64)
-        base = 0 if c.table is None else c.table.num_rows
-        row[index] = np.arange(base, base + len(index))
+        row[index] = np.arange(c.rows, c.rows + len(index))
         c.ts = np.concatenate([c.ts, r.ts])
         c.row = np.concatenate([c.row, row])
         if len(index):
-            t = pa.table(cols)
-            c.table = t if c.table is None else pa.concat_tables([c.table, t])
+            c.cols = _stack([(c.cols, c.rows), (cols, len(index))])
+            c.rows += len(index)
 
     def _merged(self, layout: Layout, buf: Buffer, decoder: EntryDecoder,
                 cpus: list[_Cpu]) -> Iterator[pa.RecordBatch]:
         total = sum(d.size for d in buf.cpus) or 1
-        out: list[pa.RecordBatch] = []
-        rows = 0
+        out = _Batcher(BATCH_ROWS)
         for c in cpus:
             self._refill(c, layout, decoder)
         while True:
@@ -158,64 +155,119 @@ class TraceDatReader(Reader):
                     self._refill(c, layout, decoder)
             if not any(len(c.ts) for c in cpus):
                 break
-            batch = self._merge_round(layout, decoder, cpus)
+            cols, n = self._merge_round(cpus)
             self.position = int(self.size * sum(c.stream.consumed for c in cpus) / total)
-            if batch is not None and batch.num_rows:
-                out.append(batch)
-                rows += batch.num_rows
-            if rows >= BATCH_ROWS:
-                yield _concat(out)
-                out, rows = [], 0
-        if out:
-            yield _concat(out)
+            if out.rows + n > out.capacity and out.rows:
+                yield self._batch(out.take(), layout, decoder)
+            out.add(cols, n)
+        if out.rows:
+            yield self._batch(out.take(), layout, decoder)
 
-    def _merge_round(self, layout: Layout, decoder: EntryDecoder,
-                     cpus: list[_Cpu]) -> pa.RecordBatch | None:
+    def _merge_round(self, cpus: list[_Cpu]) -> tuple[NumpyColumns, int]:
+        """Merge what the CPUs hold as far as possible; the page events, in merged order."""
         lengths = np.array([len(c.ts) for c in cpus], np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         ends = starts + lengths
         ts = np.concatenate([c.ts for c in cpus])
         live = np.array([c.live for c in cpus], np.bool_)
         order, reached = merge_order(ts, starts, ends, live)
-        # page-event rows, in merged order
-        table_rows = np.array([0 if c.table is None else c.table.num_rows for c in cpus])
-        row_base = np.concatenate([[0], np.cumsum(table_rows)[:-1]])
+        row_base = np.concatenate([[0], np.cumsum([c.rows for c in cpus])[:-1]])
         row = np.concatenate([np.where(c.row >= 0, c.row + b, -1)
                               for c, b in zip(cpus, row_base)])
         picked = row[order]
         is_page = picked >= 0
-        cpu_of = np.searchsorted(starts, order, side="right") - 1
-        batch = None
-        if is_page.any():
-            tables = [_redict(c.table, decoder) for c in cpus if c.table is not None]
-            taken = pa.concat_tables(tables).take(pa.array(picked[is_page]))
-            cols = {name: taken.column(name) for name in taken.column_names}
-            cols["ts_ns"] = _timestamps(ts[order[is_page]], layout)
-            cpu_ids = np.array([c.cpu for c in cpus], np.int32)
-            cols["cpu"] = cpu_ids[cpu_of[is_page]]
-            cols["comm"] = comm_column(taken.column("pid").to_numpy(), layout.cmdlines)
-            batch = event_batch(cols, taken.num_rows)
+        cpu_of = np.searchsorted(starts, order[is_page], side="right") - 1
+        cols = _take(_stack([(c.cols, c.rows) for c in cpus]), picked[is_page])
+        cols["ts_ns"] = (ts[order[is_page]], None)
+        cols["cpu"] = (np.array([c.cpu for c in cpus], np.int32)[cpu_of], None)
         for i, c in enumerate(cpus):
             k = int(reached[i] - starts[i])
-            used_rows = int((c.row[:k] >= 0).sum())
+            used = int(np.count_nonzero(c.row[:k] >= 0))
             c.ts = c.ts[k:]
-            c.row = c.row[k:] - used_rows
-            c.row[c.row < -1] = -1
-            if c.table is not None:
-                c.table = c.table.slice(used_rows) if used_rows < c.table.num_rows else None
-        return batch
+            c.row = c.row[k:]
+            if used:
+                c.row = np.where(c.row >= 0, c.row - used, -1)
+                c.cols = _take(c.cols, slice(used, None))
+                c.rows -= used
+        return cols, int(np.count_nonzero(is_page))
+
+    def _batch(self, taken: tuple[NumpyColumns, int], layout: Layout,
+               decoder: EntryDecoder) -> pa.RecordBatch:
+        cols, n = taken
+        ts = cols.pop("ts_ns")[0]
+        cpu = cols.pop("cpu")[0]
+        arrays = decoder.to_arrow(cols)
+        arrays["ts_ns"] = numpy_to_arrow(_timestamps(ts, layout))
+        arrays["cpu"] = numpy_to_arrow(cpu)
+        arrays["comm"] = comm_column(cols["pid"][0], layout.cmdlines)
+        return event_batch(arrays, n)
 
 
-def _redict(table: pa.Table, decoder: EntryDecoder) -> pa.Table:
-    """`table` with its dictionary columns on the decoder's latest (grown) dictionaries."""
-    dicts = {"event": decoder.event_names, "gfp_flags": decoder.gfp_names()}
-    for name in _DICT_COLUMNS:
-        i = table.schema.get_field_index(name)
-        chunks = [pa.DictionaryArray.from_arrays(ch.indices, dicts[name])
-                  for ch in table.column(i).chunks]
-        table = table.set_column(i, name, pa.chunked_array(chunks, chunks[0].type)
-                                 if chunks else table.column(i))
-    return table
+class _Batcher:
+    """Merged rows collected into preallocated columns until a batch is full.
+
+    Filling arrays in place (rather than concatenating parts) keeps one batch's worth of
+    memory for the batch being filled and one for the batch being written. The caller
+    takes the batch before adding rows that do not fit.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.rows = 0
+        self.cols: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._size = capacity
+
+    def add(self, cols: NumpyColumns, n: int) -> None:
+        if self.rows == 0:
+            self._size = max(self.capacity, n)  # a round larger than a batch is one batch
+        assert self.rows + n <= self._size
+        start, end = self.rows, self.rows + n
+        for name, (values, _) in cols.items():
+            if name not in self.cols:
+                self.cols[name] = (np.zeros(self._size, values.dtype),
+                                   np.zeros(self._size, bool))
+        for name, (v, ok) in self.cols.items():
+            if name in cols:
+                values, valid = cols[name]
+                v[start:end] = values
+                ok[start:end] = True if valid is None else valid
+            else:
+                ok[start:end] = False
+        self.rows = end
+
+    def take(self) -> tuple[NumpyColumns, int]:
+        """The filled rows; the next rows go to fresh arrays."""
+        n = self.rows
+        out = {name: (v[:n], None if ok[:n].all() else ok[:n])
+               for name, (v, ok) in self.cols.items()}
+        self.cols, self.rows = {}, 0
+        return out, n
+
+
+def _stack(parts: list[tuple[NumpyColumns, int]]) -> NumpyColumns:
+    """Concatenate column sets of n rows each; a column missing from a part is null there."""
+    parts = [(cols, n) for cols, n in parts if n]
+    names = {name: cols[name][0].dtype for cols, _ in parts for name in cols}
+    out: NumpyColumns = {}
+    for name, dtype in names.items():
+        values, valid = [], []
+        nullable = any(name not in cols or cols[name][1] is not None for cols, _ in parts)
+        for cols, n in parts:
+            if name in cols:
+                v, ok = cols[name]
+                values.append(v)
+                valid.append(ok if ok is not None else np.ones(n, bool))
+            else:
+                values.append(np.zeros(n, dtype))
+                valid.append(np.zeros(n, bool))
+        out[name] = (np.concatenate(values) if len(values) > 1 else values[0],
+                     (np.concatenate(valid) if len(valid) > 1 else valid[0]) if nullable
+                     else None)
+    return out
+
+
+def _take(cols: NumpyColumns, rows: np.ndarray | slice) -> NumpyColumns:
+    return {name: (v[rows], None if ok is None else ok[rows]) for name, (v, ok) in cols.items()}
 
 
 def _timestamps(raw: np.ndarray, layout: Layout) -> np.ndarray:
@@ -228,10 +280,3 @@ def _timestamps(raw: np.ndarray, layout: Layout) -> np.ndarray:
         ts = ((lo * np.uint64(mult)) >> np.uint64(shift)) + (
             (hi * np.uint64(mult)) << np.uint64(32 - shift))
     return (ts + np.uint64(layout.ts_offset & 0xFFFFFFFFFFFFFFFF)).view(np.int64)
-
-
-def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
-    if len(batches) == 1:
-        return batches[0]
-    table = pa.Table.from_batches(batches).unify_dictionaries().combine_chunks()
-    return table.to_batches(max_chunksize=table.num_rows)[0]

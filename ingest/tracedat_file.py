@@ -10,6 +10,7 @@ offset and what was wrong; it never reads the CPU data itself.
 from __future__ import annotations
 
 import mmap
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import zstandard
 from ingest.event_format import EventFormat, FormatError, HeaderPage, parse_format
 from ingest.event_format import parse_header_page
 from replay.errors import InputError
+from replay.schema import canonical_event
 
 MAGIC = b"\x17\x08\x44tracing"
 
@@ -30,6 +32,8 @@ OPT_HEADER_INFO, OPT_FTRACE_EVENTS, OPT_EVENT_FORMATS = 16, 17, 18
 OPT_KALLSYMS, OPT_PRINTK, OPT_CMDLINES, OPT_BUFFER_TEXT = 19, 20, 21, 22
 SECTION_FLYRECORD = 3
 SEC_FL_COMPRESS = 1
+
+_NAME = re.compile(r"^name:\s*(\S+)", re.M)
 
 
 @dataclass
@@ -199,8 +203,11 @@ class _Parser:
         c.text(8, "header_event")
 
     def _add_format(self, c: _Cursor, text: str, system: str) -> None:
+        name = _NAME.search(text)
+        # only kmem page events are decoded; the others are only counted by name
+        full = name is not None and canonical_event(name.group(1)) is not None
         try:
-            self.layout.formats.append(parse_format(text, system))
+            self.layout.formats.append(parse_format(text, system, fields=full))
         except FormatError:
             # trace-cmd too goes on without a format it cannot parse; the records of that
             # event will be counted as skipped events of unknown name

@@ -75,6 +75,7 @@ def ingest(
             for batch in reader.events():
                 writer.add_events(batch)
                 bar.update(reader.position)
+                del batch  # free it while the reader builds the next one
             for batch in reader.stacks():
                 writer.add_stacks(batch)
         stats = reader.stats
