@@ -15,7 +15,13 @@ API (stable; the trace.dat, perf.data and `replay record` readers use it):
 - `index`: positions (into `offset`) of the kmem page-event records, in input order.
 - `columns`: dict for `replay.schema.event_batch` with `pid`, `context`, `event`, `pfn`,
   `page`, `order`, `gfp`, `gfp_flags`, `migratetype` and the extfrag / zone_locked extras,
-  each aligned with `index` (callers add `ts_ns`, `cpu`, `comm`).
+  each aligned with `index` (callers add `ts_ns`, `cpu`, `comm`). `event` and `gfp_flags`
+  are dictionary arrays whose indices stay valid across calls of one decoder: its
+  dictionaries (`event_names`, `gfp_names()`) only grow.
+- `decode_numpy(...)` is the same with numpy columns: name -> (values, valid mask or
+  None), `event` / `gfp_flags` as int32 dictionary codes (-1 = null); only columns some
+  record has are present. `to_arrow(columns)` converts them (`numpy_to_arrow` builds Arrow
+  arrays from numpy without importing pandas).
 - Records of other events are counted into `stats.skipped` by event name ("" for an id
   no format names); page-event records too short for their fields into
   `stats.malformed` (quoted with `where(i)`, default "record i").
@@ -39,9 +45,17 @@ from replay.schema import CONTEXT_SOFTIRQ, READER_EVENTS, canonical_event
 #: TRACE_FLAG_* bits of common_flags kept as `context` (kernel/trace/trace.h)
 CONTEXT_MASK = CONTEXT_IRQS_OFF | CONTEXT_HARDIRQ | CONTEXT_SOFTIRQ | CONTEXT_NMI | CONTEXT_BH_OFF
 
+#: numpy columns: name -> (values, valid mask or None when all are valid)
+NumpyColumns = dict[str, tuple[np.ndarray, "np.ndarray | None"]]
+
 #: event fields that become small-integer schema columns, when the format has them
 INT_FIELDS = ("order", "migratetype", "alloc_order", "fallback_order", "alloc_migratetype",
               "fallback_migratetype", "change_ownership", "percpu_refill")
+
+
+#: numpy dtype of each numeric schema column
+_DTYPES = {f.name: np.dtype(str(f.type)) for f in READER_EVENTS
+           if pa.types.is_integer(f.type)}
 
 
 @numba.njit(cache=True)
@@ -82,6 +96,9 @@ class _PageEvent:
         self.gfp_table: FlagTable | None = flag_table(fmt.print_fmt) if self.gfp_field else None
         used = [f for f in fmt.fields.values() if f.dynamic is None]
         self.needed = max((f.offset + f.size for f in used), default=0)
+        # gfp values seen so far (sorted) and their gfp_flags dictionary codes
+        self.gfp_values = np.zeros(0, np.uint64)
+        self.gfp_codes = np.zeros(0, np.int32)
 
 
 class EntryDecoder:
@@ -106,8 +123,13 @@ class EntryDecoder:
             self.common_type = common.field("common_type")
             self.common_flags = common.field("common_flags")
             self.common_pid = common.field("common_pid")
-        self.event_names = pa.array(sorted({p.canonical for p in self.page}), pa.string())
+        self.event_names = strings_to_arrow(sorted({p.canonical for p in self.page}))
         self._event_code = {name: i for i, name in enumerate(self.event_names.to_pylist())}
+        self._gfp_dict: dict[str, int] = {}
+
+    def gfp_names(self) -> pa.Array:
+        """The dictionary of every `gfp_flags` column returned so far (it only grows)."""
+        return strings_to_arrow(self._gfp_dict)
 
     def decode(
         self,
@@ -116,8 +138,20 @@ class EntryDecoder:
         length: np.ndarray,
         stats: IngestStats,
         where: Callable[[int], str] | None = None,
-    ) -> tuple[np.ndarray, dict[str, object]]:
+    ) -> tuple[np.ndarray, dict[str, pa.Array]]:
         """Columns of the page-event records among the given ones (see module doc)."""
+        index, cols = self.decode_numpy(buf, offset, length, stats, where)
+        return index, self.to_arrow(cols)
+
+    def decode_numpy(
+        self,
+        buf: np.ndarray,
+        offset: np.ndarray,
+        length: np.ndarray,
+        stats: IngestStats,
+        where: Callable[[int], str] | None = None,
+    ) -> tuple[np.ndarray, NumpyColumns]:
+        """Like `decode`, with numpy columns (see module doc)."""
         offset = np.asarray(offset, np.int64)
         length = np.asarray(length, np.int64)
         where = where or (lambda i: f"record {i}")
@@ -163,29 +197,29 @@ class EntryDecoder:
         for i, c in zip(uniq.tolist(), counts.tolist()):
             stats.skipped[self.names.get(i, "")] += c
 
-    def _columns(self, buf: np.ndarray, code: np.ndarray, offs: np.ndarray) -> dict[str, object]:
+    def _columns(self, buf: np.ndarray, code: np.ndarray, offs: np.ndarray) -> NumpyColumns:
         n = len(offs)
-        cols: dict[str, object] = {}
-        flags = read_field(buf, offs, self.common_flags, self.big) if self.common_flags else None
-        cols["pid"] = read_field(buf, offs, self.common_pid, self.big).astype(np.int32)
-        if flags is not None:
-            cols["context"] = (flags & CONTEXT_MASK).astype(np.uint8)
-        ints = {k: (np.zeros(n, np.int64), np.zeros(n, bool)) for k in
-                ("pfn", "page", "gfp", *INT_FIELDS)}
-        gfp_idx = np.full(n, -1, np.int32)
-        gfp_dict: dict[str, int] = {}
+        cols: NumpyColumns = {}
+        cols["pid"] = (read_field(buf, offs, self.common_pid, self.big).astype(np.int32), None)
+        if self.common_flags is not None:
+            flags = read_field(buf, offs, self.common_flags, self.big)
+            cols["context"] = ((flags & CONTEXT_MASK).astype(np.uint8), None)
         event_idx = np.empty(n, np.int32)
         for k, p in enumerate(self.page):
-            sel = np.flatnonzero(code == k)
+            sel = np.flatnonzero(code == k) if len(self.page) > 1 else np.arange(n)
             if not len(sel):
                 continue
             o = offs[sel]
             event_idx[sel] = self._event_code[p.canonical]
             fmt = p.fmt
 
-            def put(col: str, values: np.ndarray, valid: np.ndarray | bool = True) -> None:
-                ints[col][0][sel] = values
-                ints[col][1][sel] = valid
+            def put(col: str, values: np.ndarray, valid: np.ndarray | None = None) -> None:
+                if col not in cols:
+                    dtype = np.int32 if col == "gfp_flags" else _DTYPES[col]
+                    cols[col] = (np.zeros(n, dtype), np.zeros(n, bool))
+                v, ok = cols[col]
+                v[sel] = values
+                ok[sel] = True if valid is None else valid
 
             if (f := fmt.field("pfn")) is not None:
                 v = read_field(buf, o, f, self.big)
@@ -194,46 +228,100 @@ class EntryDecoder:
                 put("pfn", v, (v != -1) & (v != all_ones))
             elif (f := fmt.field("page")) is not None:
                 v = read_field(buf, o, f, self.big)  # before 4.1: struct page *, NULL = failed
-                put("page", v, v != 0)
-            order = fmt.field("order")
+                put("page", v.view(np.uint64), v != 0)
+            order = None
             for name in INT_FIELDS:
                 if (f := fmt.field(name)) is not None:
-                    put(name, read_field(buf, o, f, self.big))
+                    v = read_field(buf, o, f, self.big)
+                    order = v if name == "order" else order
+                    put(name, v)
             if order is None and p.canonical == "mm_page_free_batched":
                 put("order", np.zeros(len(sel), np.int64))  # order 0, printed as "order=0"
             if p.canonical == "mm_page_alloc_zone_locked" and fmt.field("percpu_refill") is None:
                 # before 5.19 (10e0f7530205) the print fmt computed it as order == 0
-                put("percpu_refill", (ints["order"][0][sel] == 0).astype(np.int64))
+                put("percpu_refill", (order == 0) if order is not None else 0)
             if p.gfp_field is not None:
-                g = read_field(buf, o, p.gfp_field, self.big)
+                g = read_field(buf, o, p.gfp_field, self.big).view(np.uint64)
                 if p.gfp_field.size < 8:
-                    g &= (1 << (8 * p.gfp_field.size)) - 1
+                    g = g & np.uint64((1 << (8 * p.gfp_field.size)) - 1)
                 put("gfp", g)
                 if p.gfp_table is not None:
-                    uniq, inv = np.unique(g.view(np.uint64), return_inverse=True)
-                    codes = np.array([gfp_dict.setdefault(p.gfp_table.render(int(v)), len(gfp_dict))
-                                      for v in uniq], np.int32)
-                    gfp_idx[sel] = codes[inv.ravel()]
-        cols["event"] = pa.DictionaryArray.from_arrays(pa.array(event_idx), self.event_names)
-        for col, (values, valid) in ints.items():
-            if col in ("gfp", "page"):
-                cols[col] = pa.array(values.view(np.uint64), mask=~valid)
-            else:
-                # a damaged record's value that the column cannot hold (order 9699329)
-                # becomes null rather than failing the whole batch
-                info = np.iinfo(READER_EVENTS.field(col).type.to_pandas_dtype())
-                valid &= (values >= info.min) & (values <= info.max)
-                cols[col] = pa.array(values, mask=~valid)
-        cols["gfp_flags"] = pa.DictionaryArray.from_arrays(
-            pa.array(gfp_idx, mask=gfp_idx < 0), pa.array(list(gfp_dict), pa.string()))
+                    put("gfp_flags", self._gfp_codes(p, g))
+        cols["event"] = (event_idx, None)
         return cols
+
+    def _gfp_codes(self, p: _PageEvent, g: np.ndarray) -> np.ndarray:
+        """Dictionary codes of the rendered gfp values; each new value is rendered once."""
+        pos = np.searchsorted(p.gfp_values, g)
+        hit = pos < len(p.gfp_values)
+        hit[hit] = p.gfp_values[pos[hit]] == g[hit]
+        if not hit.all():
+            new = np.unique(g[~hit])
+            codes = [self._gfp_dict.setdefault(p.gfp_table.render(int(v)), len(self._gfp_dict))
+                     for v in new.tolist()]
+            values = np.concatenate([p.gfp_values, new])
+            order = np.argsort(values, kind="stable")
+            p.gfp_values = values[order]
+            p.gfp_codes = np.concatenate([p.gfp_codes, np.array(codes, np.int32)])[order]
+            pos = np.searchsorted(p.gfp_values, g)
+        return p.gfp_codes[pos]
+
+    def to_arrow(self, cols: NumpyColumns) -> dict[str, pa.Array]:
+        """Arrow arrays (schema types, dictionaries for `event` / `gfp_flags`) of `cols`."""
+        out: dict[str, pa.Array] = {}
+        for name, (values, valid) in cols.items():
+            if name == "event":
+                out[name] = pa.DictionaryArray.from_arrays(numpy_to_arrow(values),
+                                                           self.event_names)
+            elif name == "gfp_flags":
+                out[name] = pa.DictionaryArray.from_arrays(numpy_to_arrow(values, valid),
+                                                           self.gfp_names())
+            else:
+                out[name] = numpy_to_arrow(values.astype(_DTYPES[name], copy=False), valid)
+        return out
+
+
+def numpy_to_arrow(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """A numeric numpy array (and validity mask) as an Arrow array, without copying values.
+
+    Built from buffers: `pa.array(ndarray)` would import pandas (~0.7 s) on first use.
+    """
+    values = np.ascontiguousarray(values)
+    bitmap, nulls = None, 0
+    if valid is not None:
+        nulls = len(valid) - int(np.count_nonzero(valid))
+        if nulls:
+            bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
+                                 [bitmap, pa.py_buffer(values)], null_count=nulls)
 
 
 def comm_column(pids: np.ndarray, comms: Mapping[int, str]) -> pa.DictionaryArray:
     """Each pid's comm as libtraceevent prints it: `<idle>` for 0, `<...>` when unknown."""
-    uniq, inv = np.unique(np.asarray(pids, np.int64), return_inverse=True)
+    pids = np.asarray(pids, np.int64)
+    if len(pids) and 0 <= pids.min() and pids.max() < 1 << 23:  # pid_max is at most 2^22
+        seen = np.zeros(int(pids.max()) + 1, bool)
+        seen[pids] = True
+        uniq = np.flatnonzero(seen)
+        lut = np.zeros(len(seen), np.int32)
+        inv = None
+    else:
+        uniq, inv = np.unique(pids, return_inverse=True)
     names: dict[str, int] = {}
     codes = np.array([names.setdefault("<idle>" if p == 0 else comms.get(p, "<...>"), len(names))
                       for p in uniq.tolist()], np.int32)
-    return pa.DictionaryArray.from_arrays(pa.array(codes[inv.ravel()]),
-                                          pa.array(list(names), pa.string()))
+    if inv is None:
+        lut[uniq] = codes
+        per_row = lut[pids]
+    else:
+        per_row = codes[inv.ravel()]
+    return pa.DictionaryArray.from_arrays(numpy_to_arrow(per_row), strings_to_arrow(names))
+
+
+def strings_to_arrow(strings: Iterable[str]) -> pa.Array:
+    """A list of str as an Arrow string array (built from buffers, see `numpy_to_arrow`)."""
+    data = [s.encode() for s in strings]
+    offsets = np.zeros(len(data) + 1, np.int32)
+    np.cumsum([len(d) for d in data], out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(data),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])

@@ -26,7 +26,7 @@ import zstandard
 
 from ingest.base import IngestStats, Reader
 from ingest.event_format import FormatError
-from ingest.ftrace_entry import EntryDecoder
+from ingest.ftrace_entry import EntryDecoder, NumpyColumns
 from ingest.perf_abi import (
     RECORD_COMPRESSED,
     RECORD_COMPRESSED2,
@@ -84,7 +84,7 @@ from ingest.perf_walk import (
     S_TIME,
     walk_records,
 )
-from ingest.source import seekable
+from ingest.source import check_file, seekable
 from ingest.tracing_data import TracingData, TracingDataError, parse_tracing_data
 from replay.errors import InputError
 from replay.schema import canonical_event, event_batch
@@ -98,11 +98,15 @@ class PerfDataReader(Reader):
     """perf.data files from `perf record` of kmem page tracepoints."""
 
     format = "perf.data"
+    options = ("kallsyms",)
 
-    def __init__(self, path: Path, stats: IngestStats, strict: bool = False) -> None:
+    def __init__(self, path: Path, stats: IngestStats, strict: bool = False,
+                 kallsyms: Path | None = None) -> None:
         super().__init__(path, stats, strict)
         #: a kallsyms file to symbolize kernel frames with (`ingest --kallsyms`)
-        self.kallsyms: Path | None = None
+        self.kallsyms = Path(kallsyms) if kallsyms is not None else None
+        if self.kallsyms is not None:
+            check_file(self.kallsyms)
         self._chains = ChainInterner()
         self._threads = ThreadComms()
         self._features = PerfFeatures()
@@ -111,7 +115,7 @@ class PerfDataReader(Reader):
         self._attrs: list[PerfAttr] = []
         self._cfg: WalkerConfig | None = None
         self._reloc: tuple[str, int] | None = None
-        self._pending: list[pa.RecordBatch] = []
+        self._pending: list[NumpyColumns] = []
         self._pending_ts: list[np.ndarray] = []
         self._flushed_until = -(1 << 63)
         self._records: Counter = Counter()
@@ -336,21 +340,21 @@ class PerfDataReader(Reader):
             self.stats.skipped["(no event formats yet)"] += len(rows)
             return
         base = "in compressed data " if nested else ""
-        index, cols = self._decoder.decode(
+        index, cols = self._decoder.decode_numpy(
             buf, rows[:, S_RAW_OFF], rows[:, S_RAW_LEN], self.stats,
             where=lambda i: f"{base}offset {rows[i, S_REC]}")
         if not len(index):
             return
         rows = rows[index]
         tid = rows[:, S_TID]
-        cols["pid"] = np.where(tid >= 0, tid, np.asarray(cols["pid"])).astype(np.int32)
+        cols["pid"] = (np.where(tid >= 0, tid, cols["pid"][0]).astype(np.int32), None)
         ts = rows[:, S_TIME]
-        cols["ts_ns"] = pa.array(ts, mask=ts < 0)
+        cols["ts_ns"] = (ts, ts >= 0)
         cpu = rows[:, S_CPU]
-        cols["cpu"] = pa.array(cpu.astype(np.int32), mask=cpu < 0)
+        cols["cpu"] = (cpu.astype(np.int32), cpu >= 0)
         sid = self._chains.intern(buf, self.big, rows[:, S_CC_OFF], rows[:, S_CC_NR])
-        cols["stack_id"] = pa.array(sid, mask=sid < 0)
-        self._pending.append(event_batch(cols, len(rows)))
+        cols["stack_id"] = (sid, sid >= 0)
+        self._pending.append(cols)
         self._pending_ts.append(ts)
 
     def _flush(self, limit: int | None) -> Iterator[pa.RecordBatch]:
@@ -362,17 +366,22 @@ class PerfDataReader(Reader):
         k = len(ts) if limit is None else int(np.searchsorted(ts[order], limit, side="right"))
         if k == 0:
             return
-        self._flushed_until = limit if limit is not None else self._flushed_until
-        table = pa.Table.from_batches(self._pending).unify_dictionaries().combine_chunks()
-        out = table.take(pa.array(order[:k]))
-        rest = table.take(pa.array(order[k:]))
-        self._pending = rest.to_batches() if rest.num_rows else []
-        self._pending_ts = [ts[order[k:]]] if rest.num_rows else []
+        if limit is not None:
+            self._flushed_until = limit
+        cols = _concat_columns(self._pending, [len(t) for t in self._pending_ts])
+        out = {name: (v[order[:k]], None if ok is None else ok[order[:k]])
+               for name, (v, ok) in cols.items()}
+        if k < len(ts):
+            rest = order[k:]
+            self._pending = [{name: (v[rest], None if ok is None else ok[rest])
+                              for name, (v, ok) in cols.items()}]
+            self._pending_ts = [ts[rest]]
+        else:
+            self._pending, self._pending_ts = [], []
         self._threads.advance(limit)
-        comm = self._threads.comms(np.asarray(out.column("pid").combine_chunks()),
-                                   np.asarray(out.column("ts_ns").fill_null(-1).combine_chunks()))
-        out = out.set_column(out.schema.get_field_index("comm"), "comm", comm)
-        yield from out.cast(out.schema).to_batches()
+        arrays = self._decoder.to_arrow(out)
+        arrays["comm"] = self._threads.comms(out["pid"][0], ts[order[:k]])
+        yield event_batch(arrays, k)
 
     # -- statistics ----------------------------------------------------------------------
 
@@ -423,3 +432,20 @@ class PerfDataReader(Reader):
             self._features.hostname, self._features.osrelease, self._reloc)
         yield from stack_batches(self._chains.frames(), symbols)
         self.stats.extra["stacks"] = {"distinct": self._chains.n_stacks, **symbols.meta()}
+
+
+def _concat_columns(chunks: list[NumpyColumns], sizes: list[int]) -> NumpyColumns:
+    """One set of numpy columns from several; a column some chunk lacks is null there."""
+    out: NumpyColumns = {}
+    for name in {n for c in chunks for n in c}:
+        values, valid, any_null = [], [], False
+        for c, n in zip(chunks, sizes):
+            v, ok = c.get(name, (None, None))
+            if v is None:
+                dtype = next(c2[name][0].dtype for c2 in chunks if name in c2)
+                v, ok = np.zeros(n, dtype), np.zeros(n, bool)
+            values.append(v)
+            valid.append(np.ones(n, bool) if ok is None else ok)
+            any_null |= ok is not None
+        out[name] = (np.concatenate(values), np.concatenate(valid) if any_null else None)
+    return out

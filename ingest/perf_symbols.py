@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ingest.kallsyms import Kallsyms, format_symbols, load_kallsyms, parse_kallsyms
+from ingest.ftrace_entry import numpy_to_arrow, strings_to_arrow
+from ingest.kallsyms import Kallsyms, load_kallsyms, parse_kallsyms
 from ingest.perf_stacks import CONTEXT_NAMES
 from replay.errors import InputError
 from replay.schema import stack_batch
@@ -96,35 +96,37 @@ def stack_batches(frames: dict[str, np.ndarray], symbols: SymbolSource) -> Itera
     n = len(frames["addr"])
     addr = frames["addr"]
     kernel = frames["context"] == _KERNEL
-    sym = pa.nulls(n, pa.string())
-    dso = pa.nulls(n, pa.string())
+    sym_codes = np.full(n, -1, np.int32)
+    sym_dict: list[str] = []
+    dso_codes = np.full(n, -1, np.int32)
+    dso_dict: list[str] = []
     unknown = int(kernel.sum())
     if symbols.table is not None and kernel.any():
         where = np.flatnonzero(kernel)
         uniq, inv = np.unique(addr[where], return_inverse=True)
         idx, off = symbols.table.lookup(uniq)
-        names = format_symbols(symbols.table, idx, off)
-        modules = symbols.table.modules.take(pa.array(np.maximum(idx, 0)))
-        dsos = pc.if_else(pc.equal(modules, ""), "[kernel.kallsyms]",
-                          pc.binary_join_element_wise("[", modules, "]", ""))
-        dsos = pc.if_else(pa.array(idx >= 0), dsos, pa.scalar(None, pa.string()))
-        full = np.full(n, -1, np.int64)
-        full[where] = inv.ravel()
-        take = pa.array(full, mask=full < 0)
-        sym = names.take(take)
-        dso = dsos.take(take)
+        sym_dict = [s or "" for s in symbols.table.symbols(idx, off)]
+        sym_codes[where] = np.where(idx >= 0, np.arange(len(uniq)), -1)[inv.ravel()]
+        dsos = symbols.table.dsos(idx)
+        dso_dict = sorted({d for d in dsos if d is not None})
+        code = {d: k for k, d in enumerate(dso_dict)}
+        dso_codes[where] = np.array([code.get(d, -1) for d in dsos], np.int32)[inv.ravel()]
         unknown = int((idx[inv.ravel()] < 0).sum())
+    sym = pa.DictionaryArray.from_arrays(numpy_to_arrow(np.maximum(sym_codes, 0), sym_codes >= 0),
+                                         strings_to_arrow(sym_dict))
+    dso = pa.DictionaryArray.from_arrays(numpy_to_arrow(np.maximum(dso_codes, 0), dso_codes >= 0),
+                                         strings_to_arrow(dso_dict))
     symbols.stats = {"kernel_frames": int(kernel.sum()), "unknown_kernel_frames": unknown,
                      "frames": n}
-    context = pa.DictionaryArray.from_arrays(pa.array(frames["context"].astype(np.int32)),
-                                             pa.array(CONTEXT_NAMES, pa.string()))
+    context = pa.DictionaryArray.from_arrays(numpy_to_arrow(frames["context"].astype(np.int32)),
+                                             strings_to_arrow(CONTEXT_NAMES))
     for lo in range(0, n, _BATCH):
         hi = min(n, lo + _BATCH)
         yield stack_batch({
-            "stack_id": frames["stack_id"][lo:hi],
-            "depth": frames["depth"][lo:hi],
+            "stack_id": numpy_to_arrow(frames["stack_id"][lo:hi]),
+            "depth": numpy_to_arrow(frames["depth"][lo:hi]),
             "context": context[lo:hi],
-            "addr": frames["addr"][lo:hi],
+            "addr": numpy_to_arrow(frames["addr"][lo:hi]),
             "symbol": sym[lo:hi],
             "dso": dso[lo:hi],
         }, hi - lo)

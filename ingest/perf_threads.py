@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from ingest.ftrace_entry import numpy_to_arrow, strings_to_arrow
+
 
 @njit(cache=True)
 def _lookup(t_tid, t_ts, t_code, tids, times, out):
@@ -91,5 +93,5 @@ class ThreadComms:
             self._table = (tid[order], ts[order], np.array(self._code_of, np.int32)[order])
         out = np.empty(len(tids), np.int32)
         _lookup(*self._table, np.asarray(tids, np.int64), np.asarray(times, np.int64), out)
-        return pa.DictionaryArray.from_arrays(pa.array(out, mask=out < 0),
-                                              pa.array(self.names, pa.string()))
+        return pa.DictionaryArray.from_arrays(numpy_to_arrow(out, out >= 0),
+                                              strings_to_arrow(self.names))

@@ -9,7 +9,6 @@ from typing import Any
 
 from ingest import open_reader
 from ingest.base import IngestStats
-from ingest.source import check_file
 from replay.dataset import DatasetWriter, default_output
 from replay.errors import InputError
 from replay.progress import progress_bar, warn
@@ -60,19 +59,16 @@ def ingest(
     force: bool = False,
     strict: bool = False,
     quiet: bool = False,
+    buffer: str | None = None,
     kallsyms: Path | None = None,
 ) -> Path:
     """Read `trace` and write its dataset directory; return the directory's path.
 
-    `kallsyms` names the recording machine's /proc/kallsyms for callchain symbols.
+    `buffer` names the ftrace instance to read from a trace.dat (default: the top one);
+    `kallsyms` the recording machine's /proc/kallsyms for perf.data callchain symbols.
     """
     trace = Path(trace)
-    reader = open_reader(trace, fmt, strict=strict)
-    if kallsyms is not None:
-        if not hasattr(reader, "kallsyms"):
-            raise InputError(trace, f"--kallsyms applies to perf.data input, not {reader.format}")
-        check_file(Path(kallsyms))
-        reader.kallsyms = Path(kallsyms)
+    reader = open_reader(trace, fmt, strict=strict, buffer=buffer, kallsyms=kallsyms)
     out = Path(out) if out is not None else default_output(trace)
     hasher = _Sha256(trace)
     hasher.start()
@@ -81,6 +77,7 @@ def ingest(
             for batch in reader.events():
                 writer.add_events(batch)
                 bar.update(reader.position)
+                del batch  # free it while the reader builds the next one
             for batch in reader.stacks():
                 writer.add_stacks(batch)
         stats = reader.stats
