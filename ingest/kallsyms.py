@@ -5,33 +5,43 @@ The lookup follows what `perf script` prints for kernel callchain frames
 (types T W D B, either case) are kept; a symbol ends where the next one starts, except
 the last kernel symbol before module symbols and the very last symbol, which end at the
 next page boundary plus a page; of several symbols at one address the last listed wins
-(perf keeps the one with a non-zero length). Parsing is vectorized with Arrow.
+(perf keeps the one with a non-zero length).
+
+Parsing is vectorized over the raw bytes (a kallsyms has 100,000+ lines): lines are
+`address type name[\t[module]]` with a fixed address width; names are sliced out only
+for the symbols a lookup asks for.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from ingest.ftrace_entry import numpy_to_arrow, strings_to_arrow
 from ingest.source import open_stream
 from replay.errors import InputError
 
-_LINE = r"^(?P<addr>[0-9a-fA-F]{1,16})\s+(?P<type>[TtWwDdBb])\s+(?P<name>\S+)(?:\s+\[(?P<mod>[^\]]+)\])?"
 _PAGE = np.uint64(4096)
+_HEX = np.full(256, 255, np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _HEX[_c] = 10 + _i
+_PERF_TYPES = np.zeros(256, bool)
+_PERF_TYPES[list(b"TtWwDdBb")] = True
 
 
 @dataclass
 class Kallsyms:
-    """Sorted symbol starts and ends, their names, and the module of each."""
+    """Sorted symbol starts and ends, where each name is in the text, and its module."""
 
+    text: bytes
     starts: np.ndarray  # uint64, ascending
     ends: np.ndarray  # uint64
-    names: pa.Array  # string
+    name_off: np.ndarray  # int64 offsets of the names in `text`
+    name_len: np.ndarray  # int64
     module: np.ndarray  # int32 index into module_names, -1 for vmlinux symbols
     module_names: list[str]
 
@@ -39,17 +49,16 @@ class Kallsyms:
         return len(self.starts)
 
     def address_of(self, name: str) -> int | None:
-        """Start address of the symbol `name`, or None."""
-        try:
-            return int(self.starts[self.names.to_pylist().index(name)])
-        except ValueError:
-            return None
+        """Address of the symbol `name` in the text (first listed), or None."""
+        m = re.search(rb"^([0-9a-fA-F]+) \S " + re.escape(name.encode()) + rb"$", self.text,
+                      re.M)
+        return int(m.group(1), 16) if m else None
 
     def relocated(self, delta: int) -> Kallsyms:
         """The table with every address moved by `delta` (a KASLR slide)."""
         d = np.uint64(delta % (1 << 64))
-        return Kallsyms(self.starts + d, self.ends + d, self.names, self.module,
-                        self.module_names)
+        return Kallsyms(self.text, self.starts + d, self.ends + d, self.name_off,
+                        self.name_len, self.module, self.module_names)
 
     def lookup(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For uint64 addresses: (symbol index or -1, offset into that symbol)."""
@@ -63,42 +72,70 @@ class Kallsyms:
 
     def symbols(self, idx: np.ndarray, off: np.ndarray) -> list[str | None]:
         """`name+0xoff` for each (index, offset) as perf script prints it; None if idx < 0."""
-        names = self.names.take(numpy_to_arrow(np.maximum(idx, 0))).to_pylist()
-        return [f"{n}+0x{o:x}" if i >= 0 else None
-                for n, i, o in zip(names, idx.tolist(), off.tolist())]
+        text, starts, lens = self.text, self.name_off, self.name_len
+        return [None if i < 0 else
+                f"{text[starts[i] : starts[i] + lens[i]].decode('utf-8', 'replace')}+0x{o:x}"
+                for i, o in zip(idx.tolist(), off.tolist())]
 
     def dsos(self, idx: np.ndarray) -> list[str | None]:
         """perf's dso name of each symbol: `[kernel.kallsyms]` or `[module]`; None if idx < 0."""
+        if not len(self):
+            return [None] * len(idx)
         mods = self.module[np.maximum(idx, 0)].tolist()
         return [None if i < 0 else "[kernel.kallsyms]" if m < 0 else f"[{self.module_names[m]}]"
                 for i, m in zip(idx.tolist(), mods)]
 
 
 def parse_kallsyms(text: bytes) -> Kallsyms:
-    """A symbol table from kallsyms text (`address type name [module]` lines)."""
-    one = pa.Array.from_buffers(pa.binary(), 1, [None, pa.py_buffer(np.array([0, len(text)],
-                                np.int32)), pa.py_buffer(text)])
-    lines = pc.split_pattern(one, b"\n").flatten()
-    parts = pc.extract_regex(lines.cast(pa.string(), safe=False), _LINE)
-    parts = parts.filter(parts.is_valid())
-    addrs = np.array([int(a, 16) for a in pc.struct_field(parts, "addr").to_pylist()],
-                     np.uint64)
-    mods = pc.dictionary_encode(pc.struct_field(parts, "mod"))
-    module = np.where(mods.indices.is_valid().to_numpy(zero_copy_only=False),
-                      mods.indices.to_numpy(zero_copy_only=False), -1).astype(np.int32)
-    # stable sort keeps file order among equal addresses; the last of each run wins;
-    # all-zero addresses (kallsyms read without privilege) are dropped
+    """A symbol table from kallsyms text; lines of another shape are ignored."""
+    b = np.frombuffer(text, np.uint8)
+    ends = np.flatnonzero(b == ord("\n"))
+    if len(b) and b[-1] != ord("\n"):
+        ends = np.append(ends, len(b))
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    width = text.find(b" ")
+    if width <= 0 or width > 16 or not len(ends):
+        return _table(text, *(np.zeros(0, t) for t in (np.uint64, np.int64, np.int64)),
+                      np.zeros(0, np.int32), [])
+    ok = ends - starts >= width + 4
+    s = starts[ok]
+    ok_shape = (b[s + width] == ord(" ")) & (b[s + width + 2] == ord(" ")) \
+        & _PERF_TYPES[b[s + width + 1]]
+    s, e = s[ok_shape], ends[ok][ok_shape]
+    digits = _HEX[b[s[:, None] + np.arange(width)]]
+    good = (digits != 255).all(axis=1)
+    s, e, digits = s[good], e[good], digits[good].astype(np.uint64)
+    shifts = np.arange(4 * (width - 1), -1, -4, dtype=np.uint64)
+    addrs = np.bitwise_or.reduce(digits << shifts, axis=1) if len(s) else np.zeros(0, np.uint64)
+    name_off = s + width + 3
+    tabs = np.flatnonzero(b == ord("\t"))
+    k = np.searchsorted(tabs, name_off)
+    tab = np.where(k < len(tabs), tabs[np.minimum(k, len(tabs) - 1)], len(b)) if len(tabs) \
+        else np.full(len(s), len(b))
+    in_module = tab < e
+    name_end = np.where(in_module, tab, e)
+    module = np.full(len(s), -1, np.int32)
+    names: dict[bytes, int] = {}
+    for i in np.flatnonzero(in_module).tolist():  # `\t[module]`: module lines only
+        mod = text[tab[i] + 1 : e[i]].strip().strip(b"[]")
+        module[i] = names.setdefault(mod, len(names))
+    return _table(text, addrs, name_off, name_end - name_off, module,
+                  [m.decode("utf-8", "replace") for m in names])
+
+
+def _table(text: bytes, addrs: np.ndarray, name_off: np.ndarray, name_len: np.ndarray,
+           module: np.ndarray, module_names: list[str]) -> Kallsyms:
+    """Sort by address (file order kept among equals, the last of a run wins), drop the
+    all-zero addresses of a kallsyms read without privilege, and compute ends."""
     order = np.argsort(addrs, kind="stable")
     order = order[addrs[order] != 0]
-    addrs = addrs[order]
-    last_of_run = np.ones(len(addrs), bool)
-    last_of_run[:-1] = addrs[:-1] != addrs[1:]
+    sorted_addrs = addrs[order]
+    last_of_run = np.ones(len(order), bool)
+    last_of_run[:-1] = sorted_addrs[:-1] != sorted_addrs[1:]
     order = order[last_of_run]
-    starts = addrs[last_of_run]
-    names = pc.struct_field(parts, "name").take(numpy_to_arrow(order))
-    module = module[order]
-    return Kallsyms(starts, _symbol_ends(starts, module >= 0), names, module,
-                    mods.dictionary.to_pylist())
+    starts = addrs[order]
+    return Kallsyms(text, starts, _symbol_ends(starts, module[order] >= 0), name_off[order],
+                    name_len[order], module[order], module_names)
 
 
 def _symbol_ends(starts: np.ndarray, in_module: np.ndarray) -> np.ndarray:
