@@ -1,7 +1,8 @@
-"""Text input as blocks of lines in Arrow string arrays, for vectorized parsing.
+"""Text input as blocks of whole lines: one byte buffer and the offsets of its lines.
 
 Text readers never loop over lines in Python: they read a few MiB at a time, find the
-line breaks with numpy, and hand the block to Arrow's compute kernels (RE2 regexes).
+line breaks with numpy, and hand the block to compiled scanners (ingest/text_scan.py) or
+to Arrow's compute kernels (`LineBlock.text`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ingest.source import open_stream
+from ingest.text_values import strings
 from replay.errors import InputError
 
 BLOCK_BYTES = 8 << 20
@@ -22,31 +23,69 @@ BLOCK_BYTES = 8 << 20
 
 @dataclass
 class LineBlock:
-    """Consecutive lines of a text input."""
+    """Consecutive whole lines of a text input."""
 
-    first_line: int  # 1-based number of lines[0] in the input
-    lines: pa.StringArray  # without their line breaks
+    first_line: int  # 1-based number of the block's first line in the input
+    data: np.ndarray  # uint8 bytes of the lines, valid UTF-8
+    starts: np.ndarray  # int64 offset of each line in `data`
+    ends: np.ndarray  # int64 end of each line, without its line break
     raw_position: int  # bytes of the (possibly compressed) file consumed so far
 
     def line_numbers(self, index: np.ndarray) -> np.ndarray:
         """1-based input line numbers of the lines at `index` in this block."""
         return self.first_line + np.asarray(index, dtype=np.int64)
 
+    def text(self, index: np.ndarray) -> pa.StringArray:
+        """The lines at `index` as an Arrow string array."""
+        return strings(self.data, self.starts[index], self.ends[index])
 
-def _block(data: bytes) -> pa.StringArray:
-    """The lines of `data` (which ends with a line break) without their breaks."""
+    def line(self, i: int) -> str:
+        """Line `i` of the block."""
+        return bytes(self.data[self.starts[i] : self.ends[i]]).decode()
+
+
+def _utf8(data: bytes) -> bytes:
+    """`data`, with bytes that are not UTF-8 (a comm may hold any) replaced by U+FFFD."""
+    offsets = np.array([0, len(data)], dtype=np.int32)
+    arr = pa.StringArray.from_buffers(1, pa.py_buffer(offsets), pa.py_buffer(data))
+    try:
+        arr.validate(full=True)
+        return data
+    except pa.ArrowInvalid:
+        return data.decode("utf-8", errors="replace").encode()
+
+
+def _block(first_line: int, data: bytes, raw_position: int) -> LineBlock:
+    """A block of the lines of `data`, which ends with a line break."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    breaks = np.flatnonzero(buf == 10).astype(np.int32)
-    offsets = np.empty(len(breaks) + 1, dtype=np.int32)
-    offsets[0] = 0
-    offsets[1:] = breaks + 1
-    arr = pa.StringArray.from_buffers(len(breaks), pa.py_buffer(offsets), pa.py_buffer(data))
-    arr.validate(full=True)  # raises ArrowInvalid on bytes that are not UTF-8
-    return pc.utf8_rtrim(arr, characters="\r\n")
+    ends = np.flatnonzero(buf == 10)
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    return LineBlock(first_line, buf, starts, ends, raw_position)
 
 
-def line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[LineBlock]:
-    """The lines of `path` (decompressed) in blocks of about `block_bytes`."""
+def _cut(data: bytes, continuation: bytes | None) -> int:
+    """Where to end a block of `data`: after its last line break, or, when lines starting
+    with `continuation` belong to the line before, after the last break not followed by
+    one (the byte after the final break is not read yet, so that break never counts)."""
+    cut = data.rfind(b"\n")
+    if continuation is None:
+        return cut + 1
+    cut = data.rfind(b"\n", 0, cut)
+    while cut >= 0 and data[cut + 1 : cut + 2] == continuation:
+        cut = data.rfind(b"\n", 0, cut)
+    return cut + 1
+
+
+def line_blocks(path: Path, block_bytes: int | None = None,
+                continuation: bytes | None = None) -> Iterator[LineBlock]:
+    """The lines of `path` (decompressed) in blocks of about `block_bytes` (BLOCK_BYTES).
+
+    With `continuation` (b"\t" for perf script callchain lines) a line starting with it
+    stays in the block of the line before.
+    """
+    block_bytes = block_bytes or BLOCK_BYTES
     line = 1
     rest = b""
     with open_stream(path) as s:
@@ -54,36 +93,23 @@ def line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[LineBloc
             chunk = s.read(block_bytes)
             data = rest + chunk if rest else chunk
             if not chunk:
-                if data:
-                    data += b"\n"
-                    rest = b""
-                else:
+                if not data:
                     break
+                if not data.endswith(b"\n"):
+                    data += b"\n"
+                rest = b""
             else:
-                cut = data.rfind(b"\n")
-                if cut < 0:
+                cut = _cut(data, continuation)
+                if cut <= 0:
                     rest = data
                     continue
-                data, rest = data[: cut + 1], data[cut + 1 :]
+                data, rest = data[:cut], data[cut:]
             nul = data.find(b"\x00")
             if nul >= 0:
                 at = line + data.count(b"\n", 0, nul)
                 raise InputError(path, "binary data in a text trace", where=f"line {at}")
-            try:
-                arr = _block(data)
-            except pa.ArrowInvalid:
-                bad = _first_invalid_utf8_line(data)
-                raise InputError(path, "not UTF-8 text", where=f"line {line + bad}") from None
-            yield LineBlock(line, arr, s.tell_raw())
-            line += len(arr)
+            block = _block(line, _utf8(data), s.tell_raw())
+            yield block
+            line += len(block.starts)
             if not chunk:
                 break
-
-
-def _first_invalid_utf8_line(data: bytes) -> int:
-    for i, raw in enumerate(data.split(b"\n")):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return i
-    return 0

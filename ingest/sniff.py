@@ -18,8 +18,8 @@ _TEXT_SHAPES = (
     ("trace-cmd-report", re.compile(rb"^(version = \d+|cpus=\d+|CPU \d+ is empty)", re.M)),
     ("ftrace", re.compile(rb"^# tracer: ", re.M)),
     ("trace-cmd-report", re.compile(rb"\[\d{3}\]\s+\d+\.\d+:\s+\w+:\s", re.M)),
-    ("ftrace", re.compile(rb"\[\d{3}\]\s+\S+\s+\d+\.\d+:\s+\w+:", re.M)),
-    ("ftrace", re.compile(rb"\[\d{3}\]\s+\d+(\.\d+)?:\s+\w+:", re.M)),
+    # with or without the irq-flags token; secs.usecs or raw counter clocks
+    ("ftrace", re.compile(rb"\[\d{3}\]\s+(?:[^\s\d]\S*\s+)?\d+(?:\.\d+)?:\s+\w+:", re.M)),
 )
 
 

@@ -2,141 +2,150 @@
 
 Both print one event per line as `comm-pid [(tgid)] [cpu] [irq-flags] time: event: body`
 (kernel `trace_print_context`, trace-cmd `trace-read.c`; FORMATS.md §6.1-6.2); they differ
-in their preamble and loss markers. Parsing is vectorized over blocks of lines with RE2.
+in their preamble and loss markers. `EventLineReader` is the machinery every reader of
+that line grammar shares (perf script's too): blocks of lines through the compiled
+scanner, the few lines that are not events through Arrow regexes.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.base import Reader
+from ingest.base import MALFORMED_EXAMPLES, Reader
 from ingest.lines import LineBlock, line_blocks
-from ingest.text_values import (
-    canonical_names,
-    context_from_flags,
-    decode_bodies,
-    page_event_index,
-    parse_timestamps,
-)
+from ingest.text_scan import KIND_BAD_PAGE, KIND_NONE, KIND_OTHER, KIND_PAGE, TS_NS, TS_RAW, TS_US
+from ingest.text_scan import Scan, scan
+from ingest.text_values import dictionary, strings, value_columns
 from replay.errors import InputError
 from replay.schema import event_batch
-
-# comm is right-aligned and may hold spaces and dashes: the pid is the last -digits
-# before the CPU bracket. The irq-flags token (3.3+) never starts with a digit.
-EVENT_LINE = (
-    r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*(?P<tgid>[-\d]+)\)\s+)?"
-    r"\[(?P<cpu>\d+)\]\s+(?:(?P<flags>[^\s\d]\S*)\s+)?"
-    r"(?P<ts>\d+(?:\.\d+)?):\s+(?P<event>\w+):\s*(?P<body>.*)$"
-)
 
 #: a line naming a page event: if it does not parse, it is malformed, not foreign
 PAGE_EVENT_WORD = r"\b(mm_page_\w+|mm_pagevec_free):"
 
+_TS_UNITS = {TS_NS: "ns", TS_US: "us", TS_RAW: "raw clock counts"}
 
-class _EventLineReader(Reader):
-    """Shared machinery: event lines of the ftrace grammar in, schema batches out."""
 
-    #: loss-marker regex with groups `cpu` and (optional) `n`
-    LOSS: str
+class EventLineReader(Reader):
+    """Event lines of the `comm pid [cpu] time: event: body` grammar in, schema batches out."""
+
+    #: loss-marker regex with groups `cpu` and (optional) `n`, or None
+    LOSS: ClassVar[str | None]
     #: regex of preamble/comment lines to ignore
-    IGNORE: str
+    IGNORE: ClassVar[str]
+    #: regex with a group `cpus` on a preamble line giving the CPU count, or None
+    CPUS: ClassVar[str | None] = None
+    #: whether callchain frame lines follow sample lines (perf script -g)
+    FRAMES: ClassVar[bool] = False
+    #: first byte of lines that continue the line before (perf callchain frames)
+    CONTINUATION: ClassVar[bytes | None] = None
 
     def events(self) -> Iterator[pa.RecordBatch]:
-        for block in line_blocks(self.path):
+        for block in line_blocks(self.path, continuation=self.CONTINUATION):
             self.position = block.raw_position
-            batch = self._parse(block)
-            if batch is not None and batch.num_rows:
-                yield batch
+            sc = scan(block.data, block.starts, block.ends, self.FRAMES)
+            self._account(block, sc)
+            rows = np.flatnonzero(sc.kind == KIND_PAGE)
+            if len(rows):
+                cols = self.columns(block, sc, rows)
+                yield event_batch(cols, len(rows))
 
-    def _parse(self, block: LineBlock) -> pa.RecordBatch | None:
-        lines = block.lines
-        parts = pc.extract_regex(lines, EVENT_LINE)
-        matched = parts.is_valid()
-        self._count_unmatched(block, pc.invert(matched))
-        parts = parts.filter(matched)
-        where = np.flatnonzero(matched.to_numpy(zero_copy_only=False))
-        names = pc.struct_field(parts, "event")
-        index = page_event_index(names)
-        is_page = index.is_valid()
-        others = pc.filter(names, pc.invert(is_page))
-        if len(others):
-            vc = pc.value_counts(others)
-            for name, count in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
-                self.stats.skipped[name] += count
-        parts = parts.filter(is_page)
-        where = where[is_page.to_numpy(zero_copy_only=False)]
-        if len(parts) == 0:
-            return None
-        events = canonical_names(index.filter(is_page))
-        cols, bad = decode_bodies(events, pc.struct_field(parts, "body"))
-        cols["event"] = events
-        cols["comm"] = pc.utf8_trim_whitespace(pc.struct_field(parts, "comm"))
-        cols["pid"] = pc.struct_field(parts, "pid").cast(pa.int32())
-        cols["cpu"] = pc.struct_field(parts, "cpu").cast(pa.int32())
-        cols["ts_ns"] = parse_timestamps(pc.struct_field(parts, "ts"))
-        flags = pc.struct_field(parts, "flags")
-        cols["context"] = context_from_flags(flags)
-        if bad.any():
-            self._malformed(block, where[bad], lines)
-            keep = pa.array(~bad)
-            cols = {k: pc.filter(v, keep) for k, v in cols.items()}
-        n = int((~bad).sum())
-        return event_batch(cols, n)
+    def columns(self, block: LineBlock, sc: Scan, rows: np.ndarray) -> dict[str, pa.Array]:
+        """Schema columns of the page-event lines `rows`."""
+        buf = block.data
+        cols = value_columns(buf, sc.vals[rows], sc.valid[rows], sc.gfp_s[rows], sc.gfp_e[rows])
+        cols["event"] = dictionary(sc.ev[rows])
+        cols["comm"] = strings(buf, sc.comm_s[rows], sc.comm_e[rows]).dictionary_encode()
+        cols["pid"] = sc.pid[rows]
+        cols["cpu"] = sc.cpu[rows]
+        cols["ts_ns"] = sc.ts[rows]
+        has = sc.has_context[rows]
+        if has.any():
+            cols["context"] = pa.array(sc.context[rows], mask=~has)
+        if "timestamps" not in self.stats.extra:
+            self.stats.extra["timestamps"] = _TS_UNITS[int(sc.ts_kind[rows[0]])]
+        return cols
 
-    def _count_unmatched(self, block: LineBlock, unmatched: pa.Array) -> None:
-        rest = block.lines.filter(unmatched)
-        if len(rest) == 0:
-            return
-        loss = pc.extract_regex(rest, self.LOSS)
-        got = loss.filter(loss.is_valid())
-        for cpu, n in zip(pc.struct_field(got, "cpu").to_pylist(),
-                          pc.struct_field(got, "n").to_pylist()):
-            if n:
-                self.stats.lost_events[int(cpu)] += int(n)
-            else:
-                self.stats.lost_unknown.add(int(cpu))
-        rest_idx = np.flatnonzero(unmatched.to_numpy(zero_copy_only=False))
-        not_loss = pc.invert(loss.is_valid())
-        rest = rest.filter(not_loss)
-        rest_idx = rest_idx[not_loss.to_numpy(zero_copy_only=False)]
-        ignorable = pc.or_(
-            pc.match_substring_regex(rest, self.IGNORE),
-            pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(rest)), 0),
-        )
+    def _account(self, block: LineBlock, sc: Scan) -> None:
+        """Count lines of other events, loss markers and malformed page-event lines."""
+        other = np.flatnonzero(sc.kind == KIND_OTHER)
+        if len(other):
+            vc = pc.value_counts(strings(block.data, sc.name_s[other], sc.name_e[other]))
+            for name, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+                self.stats.skipped[name] += n
+        bad = np.flatnonzero(sc.kind == KIND_BAD_PAGE)
+        none = np.flatnonzero(sc.kind == KIND_NONE)
+        if len(none):
+            bad = np.sort(np.concatenate([bad, self._unmatched(block, none)]))
+        if len(bad):
+            self._malformed(block, bad)
+
+    def _unmatched(self, block: LineBlock, index: np.ndarray) -> np.ndarray:
+        """Account for lines that are not event lines; return those of page events."""
+        rest = block.text(index)
+        if self.LOSS is not None:
+            loss = pc.extract_regex(rest, self.LOSS)
+            got = loss.filter(loss.is_valid())
+            for cpu, n in zip(pc.struct_field(got, "cpu").to_pylist(),
+                              pc.struct_field(got, "n").to_pylist()):
+                if n:
+                    self.stats.lost_events[int(cpu)] += int(n)
+                else:
+                    self.stats.lost_unknown.add(int(cpu))
+            not_loss = pc.invert(loss.is_valid())
+            rest = rest.filter(not_loss)
+            index = index[not_loss.to_numpy(zero_copy_only=False)]
+        ignorable = pc.match_substring_regex(rest, self.IGNORE)
+        if self.CPUS is not None:
+            self._preamble(rest.filter(ignorable))
         looks_page = pc.and_not(pc.match_substring_regex(rest, PAGE_EVENT_WORD), ignorable)
-        mask = looks_page.to_numpy(zero_copy_only=False)
-        if mask.any():
-            self._malformed(block, rest_idx[mask], block.lines)
         foreign = pc.and_not(pc.invert(ignorable), looks_page)
-        self.stats.skipped[""] += int(pc.sum(foreign.cast(pa.int64())).as_py() or 0)
-        if not self.stats.skipped[""]:
-            del self.stats.skipped[""]
+        n_foreign = int(pc.sum(foreign.cast(pa.int64())).as_py() or 0)
+        if n_foreign:
+            self.stats.skipped[""] += n_foreign
+        return index[looks_page.to_numpy(zero_copy_only=False)]
 
-    def _malformed(self, block: LineBlock, index: np.ndarray, lines: pa.Array) -> None:
+    def _preamble(self, lines: pa.Array) -> None:
+        """Facts the preamble states: CPU count, entries overwritten in the ring buffer."""
+        for line in lines.to_pylist()[:64]:
+            m = re.search(self.CPUS, line)
+            if m:
+                self.stats.cpus = int(m["cpus"])
+                if m.groupdict().get("written"):
+                    # `entries-in-buffer/entries-written: A/B`: B - A were overwritten
+                    over = int(m["written"]) - int(m["kept"])
+                    if over > 0:
+                        self.stats.lost_events[-1] += over
+
+    def _malformed(self, block: LineBlock, index: np.ndarray) -> None:
         numbers = block.line_numbers(index)
         if self.strict:
-            raise InputError(self.path, f"malformed page event: {lines[int(index[0])].as_py()}",
+            raise InputError(self.path, f"malformed page event: {block.line(int(index[0]))}",
                              where=f"line {numbers[0]}")
-        for i, line_no in zip(index[:5], numbers[:5]):
-            self.stats.add_malformed(f"line {line_no}", lines[int(i)].as_py())
-        self.stats.malformed += len(index) - min(len(index), 5)
+        room = max(0, MALFORMED_EXAMPLES - len(self.stats.malformed_examples))
+        for i, line_no in zip(index[:room], numbers[:room]):
+            self.stats.add_malformed(f"line {line_no}", block.line(int(i)))
+        self.stats.malformed += len(index) - min(len(index), room)
 
 
-class FtraceTextReader(_EventLineReader):
+class FtraceTextReader(EventLineReader):
     """The kernel's `trace` / `trace_pipe` files (with or without tgid and irq flags)."""
 
     format = "ftrace"
     LOSS = r"^CPU:(?P<cpu>\d+) \[LOST (?:(?P<n>\d+) )?EVENTS\]"
-    IGNORE = r"^\s*#"
+    IGNORE = r"^\s*(#|$)"
+    CPUS = r"entries-in-buffer/entries-written: (?P<kept>\d+)/(?P<written>\d+)\s+#P:(?P<cpus>\d+)"
 
 
-class TraceCmdReportReader(_EventLineReader):
+class TraceCmdReportReader(EventLineReader):
     """`trace-cmd report` output (µs, or ns with -t)."""
 
     format = "trace-cmd-report"
     LOSS = r"^\s*CPU:\s*(?P<cpu>\d+) \[(?:(?P<n>\d+) )?EVENTS DROPPED\]"
-    IGNORE = r"^(version = |cpus=|CPU \d+ is empty|\s*#|trace-cmd: )"
+    IGNORE = r"^(version = |cpus=|CPU \d+ is empty|\s*#|trace-cmd: |\s*$)"
+    CPUS = r"^cpus=(?P<cpus>\d+)"

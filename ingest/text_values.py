@@ -1,32 +1,44 @@
-"""Vectorized decoding of the rendered kmem event text shared by every text reader.
+"""Compiled decoding of the rendered kmem event text shared by every text reader.
 
-Given the event names and the rendered `print fmt` bodies of many lines (Arrow string
-arrays), produce the schema's columns: `pfn`, `page`, `order`, `gfp`, `gfp_flags`,
-`migratetype` and the extfrag / zone_locked extras. All kernel-version variants of
-FORMATS.md §6.4 and §7: decimal or 0x pfn, NULL pages, names or raw hex gfp flags.
+Text readers hand over one byte buffer and, per event, the byte range of its rendered
+`print fmt` body (`page=... pfn=... order=...`). `decode_body` (numba) turns a body into
+the schema's numeric columns in one pass over its bytes; `value_columns` makes Arrow
+columns of the results. Covered variants (FORMATS.md §6.4, §7): decimal or 0x pfn, raw /
+hashed / 0x / `(null)` / `(nil)` page pointers, failed allocations (NULL page or pfn -1 →
+`pfn` null), gfp flags as names, raw hex (fills `gfp`), `none` or `GFP_NOWAIT` (gfp 0),
+old event names, unknown extra `key=value` fields (ignored).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+from numba import njit
 
-from replay.schema import CONTEXT_BH_OFF, CONTEXT_HARDIRQ, CONTEXT_IRQS_OFF, CONTEXT_NMI
-from replay.schema import CONTEXT_SOFTIRQ, EVENT_ALIASES, EVENT_NAMES
+from replay.schema import EVENT_ALIASES, EVENT_NAMES, canonical_event
 
-_HEX = np.full(256, 255, dtype=np.uint8)
-for _i, _c in enumerate(b"0123456789abcdef"):
-    _HEX[_c] = _i
-for _i, _c in enumerate(b"ABCDEF"):
-    _HEX[_c] = 10 + _i
 
-#: every event name a text trace may use for a page event, and its canonical name
-_NAMES = pa.array(list(EVENT_NAMES) + list(EVENT_ALIASES))
-_CANONICAL = pa.array(list(EVENT_NAMES) + list(EVENT_ALIASES.values()))
+def _table(words: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Words as one byte array and offsets, for matching inside compiled code."""
+    data = np.frombuffer(b"".join(w.encode() for w in words), dtype=np.uint8).copy()
+    off = np.zeros(len(words) + 1, dtype=np.int64)
+    off[1:] = np.cumsum([len(w) for w in words])
+    return data, off
 
-#: key=value fields of the kmem events that become integer columns
-INT_FIELDS = (
+
+#: every event name a text trace may use for a page event ...
+TEXT_EVENT_NAMES = EVENT_NAMES + tuple(EVENT_ALIASES)
+NAME_DATA, NAME_OFF = _table(TEXT_EVENT_NAMES)
+#: ... and the index of its canonical name in EVENT_NAMES
+CANONICAL = np.array([EVENT_NAMES.index(canonical_event(n)) for n in TEXT_EVENT_NAMES],
+                     dtype=np.int8)
+EV_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_ZONE_LOCKED, EV_PCPU_DRAIN, EV_EXTFRAG = range(6)
+
+#: Numeric outputs of a body, in column order of `decode_body`'s `vals` matrix. The
+#: first ten are also the body keys that fill them; `gfp` is filled by `gfp_flags=`.
+FIELDS = (
+    "pfn",
+    "page",
     "order",
     "migratetype",
     "alloc_order",
@@ -35,159 +47,232 @@ INT_FIELDS = (
     "fallback_migratetype",
     "change_ownership",
     "percpu_refill",
+    "gfp",
 )
+F_PFN, F_PAGE, F_ORDER = 0, 1, 2
+F_INT8 = 8  # change_ownership and percpu_refill are int8 columns, the rest before int16
+F_GFP = 10
+N_FIELDS = len(FIELDS)
+KEY_DATA, KEY_OFF = _table(FIELDS[:F_GFP] + ("gfp_flags",))
+_DTYPES = ("int64", "uint64") + ("int16",) * 6 + ("int8",) * 2 + ("uint64",)
+
+_NONE = np.frombuffer(b"none", dtype=np.uint8)
+_GFP_NOWAIT = np.frombuffer(b"GFP_NOWAIT", dtype=np.uint8)  # 0 before 4.6 (1f7866b4aebd)
+_NULL = np.frombuffer(b"(null)", dtype=np.uint8)
+_NIL = np.frombuffer(b"(nil)", dtype=np.uint8)
 
 
-def page_event_index(names: pa.Array) -> pa.Array:
-    """For each event name, its index in the page-event name list, or null."""
-    return pc.index_in(names, value_set=_NAMES)
+@njit(cache=True, nogil=True)
+def lookup(buf, s, e, data, off):  # noqa: ANN001, ANN201 - compiled
+    """Index of the word buf[s:e] in the table (data, off), or -1."""
+    n = e - s
+    for k in range(len(off) - 1):
+        if off[k + 1] - off[k] != n:
+            continue
+        base = off[k]
+        j = 0
+        while j < n and buf[s + j] == data[base + j]:
+            j += 1
+        if j == n:
+            return k
+    return -1
 
 
-def canonical_names(index: pa.Array) -> pa.Array:
-    """Canonical event names for indices returned by `page_event_index`."""
-    return pc.take(_CANONICAL, index)
+@njit(cache=True, nogil=True)
+def _equals(buf, s, e, word):  # noqa: ANN001, ANN202
+    if e - s != len(word):
+        return False
+    for j in range(e - s):
+        if buf[s + j] != word[j]:
+            return False
+    return True
 
 
-def _fixed_width(strings: pa.Array, width: int) -> np.ndarray:
-    """Left-pad strings with '0' to `width` bytes and view them as an (n, width) matrix."""
-    padded = pc.utf8_lpad(strings.fill_null("0"), width=width, padding="0")
-    padded = pc.utf8_slice_codeunits(padded, -width)  # keep the last `width` digits
-    data = padded.buffers()[2]
-    offsets = np.frombuffer(padded.buffers()[1], dtype=np.int32)[
-        padded.offset : padded.offset + len(padded) + 1
-    ]
-    return np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, width)
+@njit(cache=True, nogil=True)
+def _hex_digit(c):  # noqa: ANN001, ANN202
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
 
 
-def parse_hex(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Hex digit strings (no 0x) → (uint64 values, valid mask); bad digits are invalid."""
-    if len(strings) == 0:
-        return np.zeros(0, np.uint64), np.zeros(0, bool)
-    too_long = pc.fill_null(pc.greater(pc.utf8_length(strings), 16), True).to_numpy(
-        zero_copy_only=False
-    )
-    digits = _HEX[_fixed_width(strings, 16)]
-    valid = (digits != 255).all(axis=1) & ~too_long & strings.is_valid().to_numpy(
-        zero_copy_only=False
-    )
-    digits = np.where(digits == 255, 0, digits).astype(np.uint64)
-    shifts = np.arange(60, -1, -4, dtype=np.uint64)
-    values = np.bitwise_or.reduce(digits << shifts, axis=1)
-    return values, valid
+@njit(cache=True, nogil=True)
+def parse_hex(buf, s, e):  # noqa: ANN001, ANN201
+    """(value, ok) of hex digits buf[s:e] (optional 0x); 64-bit values wrap to int64."""
+    if e - s > 2 and buf[s] == 48 and (buf[s + 1] == 120 or buf[s + 1] == 88):
+        s += 2
+    if s >= e or e - s > 16:
+        return np.int64(0), False
+    v = np.int64(0)
+    for j in range(s, e):
+        d = _hex_digit(buf[j])
+        if d < 0:
+            return np.int64(0), False
+        v = (v << 4) | d
+    return v, True
 
 
-def parse_int(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Decimal, negative or 0x-hex strings → (int64 values, valid mask), vectorized."""
-    strings = strings.cast(pa.string())
-    is_hex = pc.fill_null(pc.starts_with(strings, "0x"), False)
-    hex_digits = pc.if_else(is_hex, pc.utf8_slice_codeunits(strings, 2), pa.scalar(None, pa.string()))
-    hvals, hvalid = parse_hex(hex_digits)
-    dec_ok = pc.fill_null(pc.match_substring_regex(strings, r"^-?\d{1,19}$"), False)
-    dec = pc.if_else(dec_ok, strings, pa.scalar(None, pa.string())).cast(pa.int64(), safe=False)
-    dvals = dec.fill_null(0).to_numpy(zero_copy_only=False)
-    is_hex_np = is_hex.to_numpy(zero_copy_only=False)
-    values = np.where(is_hex_np, hvals.view(np.int64), dvals)
-    valid = np.where(is_hex_np, hvalid, dec_ok.to_numpy(zero_copy_only=False))
-    return values, valid
+@njit(cache=True, nogil=True)
+def parse_number(buf, s, e):  # noqa: ANN001, ANN201
+    """(value, ok) of a decimal (optionally negative) or 0x-hex number in buf[s:e]."""
+    if e - s > 2 and buf[s] == 48 and (buf[s + 1] == 120 or buf[s + 1] == 88):
+        return parse_hex(buf, s, e)
+    neg = False
+    if s < e and buf[s] == 45:
+        neg = True
+        s += 1
+    if s >= e or e - s > 20:  # 20 digits: an unsigned long -1 wraps to -1
+        return np.int64(0), False
+    v = np.int64(0)
+    for j in range(s, e):
+        c = buf[j]
+        if c < 48 or c > 57:
+            return np.int64(0), False
+        v = v * 10 + (c - 48)
+    return (-v if neg else v), True
 
 
-def _field(bodies: pa.Array, key: str, value: str = r"\S+") -> pa.Array:
-    """The text of `key=value` in each body (null where absent); key must start a word."""
-    pattern = rf"(?:^|[\s,]){key}=\s*(?P<v>{value})"
-    return pc.struct_field(pc.extract_regex(bodies, pattern), [0])
+@njit(cache=True, nogil=True)
+def decode_body(buf, s, e, ev, row, vals, valid, gfp_s, gfp_e):  # noqa: ANN001, ANN201
+    """Decode the kmem body buf[s:e] of canonical event `ev` into row `row`.
 
-
-def _masked(values: np.ndarray, valid: np.ndarray, dtype: str) -> pa.Array:
-    return pa.array(values.astype(dtype, copy=False), mask=~valid)
-
-
-def decode_bodies(events: pa.Array, bodies: pa.Array) -> tuple[dict[str, pa.Array], np.ndarray]:
-    """Columns decoded from rendered kmem bodies, and a mask of bodies that failed.
-
-    `events` are canonical names. A body fails when its event needs a field it lacks
-    (e.g. an `mm_page_alloc` without `order=`) or a value does not parse.
+    Fills vals/valid[row, F_*] and the byte range of the `gfp_flags` text; returns
+    False when the body is malformed: a value that does not parse or does not fit its
+    column, or a field the event cannot do without.
     """
-    n = len(bodies)
-    cols: dict[str, pa.Array] = {}
-    bad = np.zeros(n, dtype=bool)
+    has_page = False
+    null_page = False
+    i = s
+    while i < e:
+        while i < e and (buf[i] == 32 or buf[i] == 9):
+            i += 1
+        k = i
+        while i < e and buf[i] != 61 and buf[i] != 32 and buf[i] != 9:
+            i += 1
+        if i >= e or buf[i] != 61:
+            continue  # a word without '=': not a field, tolerated
+        ke = i
+        i += 1
+        while i < e and buf[i] == 32:  # `page=%p` pads a NULL pointer's "(null)"
+            i += 1
+        v = i
+        while i < e and buf[i] != 32 and buf[i] != 9:
+            i += 1
+        f = lookup(buf, k, ke, KEY_DATA, KEY_OFF)
+        if f < 0:
+            continue  # unknown extra field (pageblock_order=, fragmenting=, cold=, ...)
+        if f == F_PAGE:
+            has_page = True
+            if _equals(buf, v, i, _NULL) or _equals(buf, v, i, _NIL):
+                null_page = True
+            else:
+                x, ok = parse_hex(buf, v, i)
+                if ok:  # junk such as "(____ptrval____)" is not a key anyway
+                    vals[row, F_PAGE] = x
+                    valid[row, F_PAGE] = True
+                    null_page = x == 0
+        elif f == F_GFP:  # gfp_flags=
+            if i == v:
+                return False
+            gfp_s[row] = v
+            gfp_e[row] = i
+            if i - v > 2 and buf[v] == 48 and buf[v + 1] == 120:
+                x, ok = parse_hex(buf, v, i)
+                if ok:  # raw bits: 6.10-6.12 enum leak (60295b944ff6) or no name table
+                    vals[row, F_GFP] = x
+                    valid[row, F_GFP] = True
+            elif _equals(buf, v, i, _NONE) or _equals(buf, v, i, _GFP_NOWAIT):
+                vals[row, F_GFP] = 0
+                valid[row, F_GFP] = True
+        else:
+            x, ok = parse_number(buf, v, i)
+            if not ok:
+                return False
+            if f != F_PFN:
+                limit = 128 if f >= F_INT8 else 32768
+                if x >= limit or x < -limit:
+                    return False
+            vals[row, f] = x
+            valid[row, f] = True
+    has_pfn = valid[row, F_PFN]
+    if not has_pfn and not has_page:
+        return False
+    # A failed allocation: NULL page, or pfn -1 (the 4.1+ binary value some tools print).
+    if null_page or (has_pfn and vals[row, F_PFN] == -1):
+        valid[row, F_PFN] = False
+        valid[row, F_PAGE] = False
+    elif has_pfn:
+        valid[row, F_PAGE] = False  # the pointer is kept only where no pfn was traced
+    if ev == EV_FREE_BATCHED:
+        if not valid[row, F_ORDER]:  # order=0 printed since 4.15, implied before
+            vals[row, F_ORDER] = 0
+            valid[row, F_ORDER] = True
+    elif ev != EV_EXTFRAG and not valid[row, F_ORDER]:
+        return False
+    if ev == EV_ALLOC and gfp_s[row] < 0:
+        return False
+    return True
 
-    pfn_text = _field(bodies, "pfn")
-    pfn, pfn_ok = parse_int(pfn_text)
-    page_text = _field(bodies, "page")
-    null_page = pc.fill_null(
-        pc.match_substring_regex(page_text, r"^(\(null\)|\(nil\)|0+|0x0+)$"), False
-    ).to_numpy(zero_copy_only=False)
-    has_pfn = pfn_text.is_valid().to_numpy(zero_copy_only=False)
-    bad |= has_pfn & ~pfn_ok
-    # A failed allocation: NULL page, or pfn -1 (4.1+ binary value printed by some tools).
-    failed = null_page | (pfn_ok & (pfn == -1))
-    cols["pfn"] = _masked(pfn, pfn_ok & ~failed, "int64")
-    # Where no pfn was printed (never since 2.6.32, but tolerated), keep the pointer.
-    ptr_hex = pc.if_else(
-        pc.fill_null(pc.starts_with(page_text, "0x"), False),
-        pc.utf8_slice_codeunits(page_text, 2),
-        page_text,
-    )
-    ptr, ptr_ok = parse_hex(ptr_hex)
-    cols["page"] = _masked(ptr, ptr_ok & ~has_pfn & ~null_page, "uint64")
 
-    ints = {}
-    for key in INT_FIELDS:
-        text = _field(bodies, key)
-        values, ok = parse_int(text)
-        present = text.is_valid().to_numpy(zero_copy_only=False)
-        bad |= present & ~ok
-        ints[key] = (values, ok)
-        cols[key] = _masked(values, ok, "int64")
-
-    gfp_text = _field(bodies, "gfp_flags")
-    raw_hex = pc.fill_null(pc.match_substring_regex(gfp_text, r"^0x[0-9a-fA-F]+$"), False)
-    gvals, gok = parse_hex(
-        pc.if_else(raw_hex, pc.utf8_slice_codeunits(gfp_text, 2), pa.scalar(None, pa.string()))
-    )
-    cols["gfp"] = _masked(gvals, gok, "uint64")
-    cols["gfp_flags"] = gfp_text
-
-    # Fields each event cannot do without.
-    ev = events.to_numpy(zero_copy_only=False)
-    needs_order = np.isin(ev, ("mm_page_alloc", "mm_page_free", "mm_page_alloc_zone_locked",
-                               "mm_page_pcpu_drain"))
-    bad |= needs_order & ~ints["order"][1]
-    bad |= (ev == "mm_page_alloc") & ~gfp_text.is_valid().to_numpy(zero_copy_only=False)
-    bad |= ~has_pfn & ~page_text.is_valid().to_numpy(zero_copy_only=False)
-    # mm_page_free_batched: order 0 (printed since 4.15; before, implied).
-    order_vals, order_ok = ints["order"]
-    batched = ev == "mm_page_free_batched"
-    cols["order"] = _masked(np.where(batched & ~order_ok, 0, order_vals), order_ok | batched,
-                            "int64")
-    # zone_locked before 5.19: percpu_refill is computed at print time as order == 0.
-    return cols, bad
+def new_values(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Empty outputs of `decode_body` for n rows: vals, valid, gfp_s, gfp_e."""
+    return (np.zeros((n, N_FIELDS), np.int64), np.zeros((n, N_FIELDS), np.bool_),
+            np.full(n, -1, np.int64), np.full(n, -1, np.int64))
 
 
-def context_from_flags(flags: pa.Array) -> pa.Array:
-    """TRACE_FLAG_* bits from the irq-flags column (kernel trace_print_lat_fmt)."""
-    first = pc.utf8_slice_codeunits(flags, 0, 1)
-    third = pc.utf8_slice_codeunits(flags, 2, 3)
-    irq = pc.take(
-        pa.array([CONTEXT_IRQS_OFF, CONTEXT_IRQS_OFF | CONTEXT_BH_OFF, CONTEXT_BH_OFF, 0, 0, 0],
-                 pa.uint8()),
-        pc.index_in(first, value_set=pa.array(["d", "D", "b", ".", "X", "B"])),
-    )
-    hard = pc.take(
-        pa.array([CONTEXT_NMI | CONTEXT_HARDIRQ, CONTEXT_NMI, CONTEXT_HARDIRQ | CONTEXT_SOFTIRQ,
-                  CONTEXT_HARDIRQ, CONTEXT_SOFTIRQ, 0], pa.uint8()),
-        pc.index_in(third, value_set=pa.array(["Z", "z", "H", "h", "s", "."])),
-    )
-    return pc.bit_wise_or(irq, hard)
+@njit(cache=True, nogil=True)
+def decode_bodies(buf, starts, ends, evs):  # noqa: ANN001, ANN201
+    """`decode_body` over many bodies: (vals, valid, gfp_s, gfp_e, ok)."""
+    n = len(starts)
+    vals = np.zeros((n, N_FIELDS), np.int64)
+    valid = np.zeros((n, N_FIELDS), np.bool_)
+    gfp_s = np.full(n, -1, np.int64)
+    gfp_e = np.full(n, -1, np.int64)
+    ok = np.zeros(n, np.bool_)
+    for r in range(n):
+        ok[r] = decode_body(buf, starts[r], ends[r], evs[r], r, vals, valid, gfp_s, gfp_e)
+    return vals, valid, gfp_s, gfp_e, ok
 
 
-def parse_timestamps(text: pa.Array) -> pa.Array:
-    """`secs.frac` (µs or ns digits) or raw integer counts → int64 ns (raw counts as is)."""
-    parts = pc.extract_regex(text, r"^(?P<s>\d+)(?:\.(?P<f>\d{1,9}))?$")
-    secs = pc.struct_field(parts, [0]).cast(pa.int64())
-    frac = pc.struct_field(parts, [1])
-    has_frac = pc.fill_null(pc.greater(pc.utf8_length(frac), 0), False)
-    ns = pc.utf8_rpad(frac, width=9, padding="0")
-    ns = pc.if_else(has_frac, ns, pa.scalar("0")).cast(pa.int64())
-    with_frac = pc.add(pc.multiply(secs, 1_000_000_000), ns)
-    return pc.if_else(has_frac, with_frac, secs)
+@njit(cache=True, nogil=True)
+def _gather(buf, starts, ends):  # noqa: ANN001, ANN202
+    n = len(starts)
+    off = np.zeros(n + 1, np.int32)
+    for i in range(n):
+        off[i + 1] = off[i] + max(ends[i] - starts[i], 0)
+    out = np.empty(off[n], np.uint8)
+    for i in range(n):
+        out[off[i] : off[i + 1]] = buf[starts[i] : starts[i] + off[i + 1] - off[i]]
+    return off, out
+
+
+def strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+            valid: np.ndarray | None = None) -> pa.StringArray:
+    """The byte ranges buf[starts[i]:ends[i]] as an Arrow string array (null where not valid).
+
+    The buffer must be valid UTF-8 (lines.py guarantees it for text blocks).
+    """
+    off, out = _gather(buf, starts, ends)
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.StringArray.from_buffers(len(starts), pa.py_buffer(off), pa.py_buffer(out),
+                                       bitmap)
+
+
+def dictionary(codes: np.ndarray, names: tuple[str, ...] = EVENT_NAMES) -> pa.DictionaryArray:
+    """Codes into `names` as a dictionary array (the schema's `event` type)."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(names))
+
+
+def value_columns(buf: np.ndarray, vals: np.ndarray, valid: np.ndarray, gfp_s: np.ndarray,
+                  gfp_e: np.ndarray) -> dict[str, pa.Array]:
+    """Schema columns from `decode_body` outputs (rows already selected)."""
+    cols = {
+        name: pa.array(vals[:, f].astype(dtype), mask=~valid[:, f])
+        for f, (name, dtype) in enumerate(zip(FIELDS, _DTYPES))
+    }
+    has = gfp_s >= 0
+    cols["gfp_flags"] = strings(buf, gfp_s, gfp_e, None if has.all() else has).dictionary_encode()
+    return cols

@@ -71,6 +71,55 @@ def info(
         typer.echo(render_info(dataset, meta), nl=False)
 
 
+@app.command(context_settings={"allow_interspersed_args": False})
+def record(
+    command: Annotated[Optional[list[str]], typer.Argument(
+        help="Workload to run while recording, after `--` (default: record the whole "
+             "system until --duration or Ctrl-C).", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output",
+                      help="Dataset directory to write (default: "
+                           "record-DATE-TIME.replay).")] = None,
+    duration: Annotated[Optional[float], typer.Option("--duration", min=0,
+                        help="Seconds to record (with a command: at most).")] = None,
+    buffer_kb: Annotated[Optional[int], typer.Option("--buffer-kb", min=1,
+                         help="Per-CPU ring-buffer size in KiB (default: 4096).",
+                         show_default=False)] = None,
+    events: Annotated[Optional[list[str]], typer.Option("--events", "-e",
+                      help="kmem page events to enable, comma-separated or repeated "
+                           "(default: all six).")] = None,
+    kpageflags: Annotated[bool, typer.Option("--kpageflags",
+                          help="Also store a compressed /proc/kpageflags image at the "
+                               "start (the replay's initial state of unseen pages).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress display.")] = False,
+    tracefs: Annotated[Optional[Path], typer.Option("--tracefs",
+                       help="Where tracefs is mounted (default: /sys/kernel/tracing, "
+                            "mounted if needed).")] = None,
+) -> None:
+    """Record the live kernel's page-allocator events into a dataset (needs root).
+
+    Tracing runs in a private tracefs instance and every setting is restored on exit,
+    error or Ctrl-C (which stops recording and still writes the dataset). /proc
+    buddyinfo, pagetypeinfo, zoneinfo and meminfo are stored at start and end.
+    """
+    from replay.record import RecordOptions
+    from replay.record import record as run_record
+    from replay.schema import canonical_event
+
+    names = [n.strip().removeprefix("kmem:") for e in events or [] for n in e.split(",")]
+    bad = [n for n in names if canonical_event(n) is None]
+    if bad:
+        raise typer.BadParameter(f"not a kmem page event: {', '.join(bad)}",
+                                 param_hint="--events")
+    given = {"buffer_kb": buffer_kb,
+             "events": tuple(dict.fromkeys(map(canonical_event, names))) or None}
+    opts = RecordOptions(output=output, duration=duration, command=tuple(command or ()),
+                         kpageflags=kpageflags, force=force, quiet=quiet, tracefs=tracefs,
+                         **{k: v for k, v in given.items() if v is not None})
+    out = run_record(opts)
+    console.print(f"wrote {out}")
+
+
 def main() -> None:
     """Entry point: run the app, turning library errors into one-line messages."""
     try:
@@ -85,10 +134,8 @@ def main() -> None:
         sys.exit(e.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        from click.exceptions import ClickException
-
-        if isinstance(e, ClickException):
+    except Exception as e:  # usage errors of typer's (vendored) click arrive here
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
             sys.exit(e.exit_code)
         raise

@@ -13,7 +13,7 @@ import shutil
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -130,10 +130,15 @@ class DatasetWriter:
 
     def add_snapshot(self, name: str, data: bytes) -> None:
         """Store a /proc snapshot (e.g. `start-zoneinfo`) in `snapshots/`."""
+        with self.open_snapshot(name) as f:
+            f.write(data)
+
+    def open_snapshot(self, name: str) -> BinaryIO:
+        """A file in `snapshots/` to stream a large snapshot into (a kpageflags image)."""
         d = self.tmp / SNAPSHOTS_DIR
         d.mkdir(exist_ok=True)
-        (d / name).write_bytes(data)
         self.snapshots.append(name)
+        return open(d / name, "wb")
 
     def commit(self, meta: dict[str, Any]) -> Path:
         """Write meta.json (completed with what the writer counted) and move into place."""

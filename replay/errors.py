@@ -26,3 +26,7 @@ class OutputError(ReplayError):
 
 class QueryError(ReplayError):
     """A SQL query that failed; the message carries the query."""
+
+
+class TracingError(ReplayError):
+    """The live kernel's tracing cannot be used (not root, no tracefs, events missing)."""
