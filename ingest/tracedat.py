@@ -29,8 +29,8 @@ from replay.schema import event_batch
 
 #: bytes of sub-buffers read per CPU at a time
 WINDOW = 4 << 20
-#: rows per yielded batch (one Parquet row group)
-BATCH_ROWS = 1 << 20
+#: rows per yielded batch (one Parquet row group); two batches are in memory at once
+BATCH_ROWS = 1 << 19
 
 
 class _Cpu:
