@@ -28,7 +28,10 @@
 #              exists, else python3; a pyenv shim would add bash noise)
 #   -x CMD     extra shell command run in parallel with the workload while
 #              tracing (e.g. 'tar c /usr | cat >/dev/null'); may be repeated
-#   -R         skip the plain `trace-cmd report` (µs) outputs (big captures)
+#   -M PAGES   perf: mmap data pages per CPU (perf record -m PAGES), against
+#              LOST samples in heavy captures
+#   -R         skip the `trace-cmd report` outputs (ftrace) or the perf
+#              script / perf kmem outputs (perf) - for big captures
 #   -z         afterwards compress every NAME*.txt larger than 200 KB with
 #              `xz -9 -T1` (the .txt is replaced by .txt.xz)
 #   -h         this help
@@ -51,8 +54,9 @@
 #   [-C: NAME.v6.dat NAME.v7none.dat and their .report-t.txt/.report.txt]
 # Outputs (perf): NAME.perf.data NAME.perf-script.txt (default fields, incl.
 #   callchains with -g) NAME.perf-expected.txt (-F comm,tid,cpu,time,event,
-#   trace --ns) [NAME.perf-sym.txt] NAME.perf-kmem-stat.txt (`perf kmem
-#   --page stat`) NAME.perf-kmem-stat2.txt (`perf kmem stat --page`)
+#   trace --ns) [NAME.perf-sym.txt] NAME.perf-kmem-stat.txt (`perf kmem -i F
+#   --page stat`) NAME.perf-kmem-stat2.txt (`perf kmem -i F stat --page`;
+#   perf 6.1 takes that --page as a stat option and looks for slab events)
 # Outputs (perf-pipe): NAME.perf-pipe.data NAME.perf-pipe-expected.txt
 # Always: NAME.snapshots/ NAME.log (commands run, their stderr, versions)
 #
@@ -66,13 +70,13 @@ T=/sys/kernel/tracing
 ALL_EVENTS=mm_page_alloc,mm_page_free,mm_page_free_batched,mm_page_pcpu_drain,mm_page_alloc_zone_locked,mm_page_alloc_extfrag
 
 MODE=ftrace OUTDIR=. BUF_KB=1024 EVENTS=$ALL_EVENTS TGID=0 TEXT_ONLY=0
-CONVERT=0 CALLGRAPH=0 NO_US_REPORT=0 COMPRESS=0
+CONVERT=0 CALLGRAPH=0 NO_REPORT=0 COMPRESS=0 MMAP_PAGES=
 PYTHON=python3; [ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
 EXTRA=()
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
-while getopts "m:o:b:e:tTCgp:x:Rzh" opt; do
+while getopts "m:o:b:e:tTCgp:x:M:Rzh" opt; do
     case $opt in
         m) MODE=$OPTARG ;;
         o) OUTDIR=$OPTARG ;;
@@ -84,7 +88,8 @@ while getopts "m:o:b:e:tTCgp:x:Rzh" opt; do
         g) CALLGRAPH=1 ;;
         p) PYTHON=$OPTARG ;;
         x) EXTRA+=("$OPTARG") ;;
-        R) NO_US_REPORT=1 ;;
+        M) MMAP_PAGES=$OPTARG ;;
+        R) NO_REPORT=1 ;;
         z) COMPRESS=1 ;;
         h) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -115,9 +120,9 @@ run() { log "+ $*"; "$@" 2> >(tee -a "$LOG" >&2); }
 WORK_CMD=("$PYTHON" "$HERE/workload.py" "${WL_ARGS[@]+"${WL_ARGS[@]}"}")
 WORK=$(printf '%q ' "${WORK_CMD[@]}")
 if [ ${#EXTRA[@]} -gt 0 ]; then
-    for x in "${EXTRA[@]}"; do
-        WORK="( $x ) & $WORK; wait"
-    done
+    pre=
+    for x in "${EXTRA[@]}"; do pre="$pre( $x ) & "; done
+    WORK="$pre$WORK; wait"
     WORK_CMD=(bash -c "$WORK")
 fi
 
@@ -140,7 +145,11 @@ if [ "$MODE" = ftrace ]; then
     [ -e $T/events/kmem ] || mount -t tracefs nodev $T
     # ---- save state ----
     S_ON=$(cat $T/tracing_on)
-    S_BUF=$(cat $T/buffer_size_kb)          # e.g. "1408" or "7 (expanded: 1408)"
+    # buffer_size_kb reads e.g. "1408", or "7 (expanded: 1408)" while the
+    # ring buffer was never expanded since boot; that state cannot be written
+    # back, so the expanded size is restored.  The kernel rounds sizes to
+    # whole sub-buffers: 1024 reads back as 1027, 1408 as 1410.
+    S_BUF=$(cat $T/buffer_size_kb)
     case $S_BUF in
         *expanded:*) S_BUF=${S_BUF##*expanded: }; S_BUF=${S_BUF%)} ;;
     esac
@@ -192,8 +201,9 @@ if [ "$MODE" = ftrace ]; then
     if [ "$TEXT_ONLY" = 0 ]; then
         run trace-cmd extract -o "$P.dat" > /dev/null
         reports() { # FILE BASE
+            [ "$NO_REPORT" = 1 ] && return
             run trace-cmd report -t -i "$1" > "$2.report-t.txt"
-            [ "$NO_US_REPORT" = 1 ] || run trace-cmd report -i "$1" > "$2.report.txt"
+            run trace-cmd report -i "$1" > "$2.report.txt"
         }
         reports "$P.dat" "$P"
         if [ "$CONVERT" = 1 ]; then
@@ -213,23 +223,30 @@ else  # perf / perf-pipe
     EV_ARGS=()
     for e in ${EVENTS//,/ }; do EV_ARGS+=(-e "kmem:$e"); done
     G=(); [ "$CALLGRAPH" = 1 ] && G=(-g)
+    [ -n "$MMAP_PAGES" ] && G+=(-m "$MMAP_PAGES")
     snapshot start
     if [ "$MODE" = perf ]; then
         run perf record "${EV_ARGS[@]}" -a "${G[@]+"${G[@]}"}" -o "$P.perf.data" -- "${WORK_CMD[@]}"
         snapshot end
         F=$P.perf.data
+        run perf report -i "$F" --header-only > "$SNAP/perf-header.txt"
+        run perf report -i "$F" --stats > "$SNAP/perf-stats.txt"
+      if [ "$NO_REPORT" = 0 ]; then
         run perf script -i "$F" --ns > "$P.perf-script.txt"
         run perf script -i "$F" -F comm,tid,cpu,time,event,trace --ns > "$P.perf-expected.txt"
         [ "$CALLGRAPH" = 1 ] && run perf script -i "$F" -F comm,tid,cpu,time,event,trace,ip,sym --ns > "$P.perf-sym.txt"
-        run perf kmem --page stat -i "$F" > "$P.perf-kmem-stat.txt"
-        run perf kmem stat --page -i "$F" > "$P.perf-kmem-stat2.txt"
-        run perf report -i "$F" --header-only > "$SNAP/perf-header.txt"
+        # -i belongs to `perf kmem`, before the subcommand
+        run perf kmem -i "$F" --page stat > "$P.perf-kmem-stat.txt"
+        run perf kmem -i "$F" stat --page > "$P.perf-kmem-stat2.txt"
+      fi
     else
         run perf record "${EV_ARGS[@]}" -a "${G[@]+"${G[@]}"}" -o - -- "${WORK_CMD[@]}" > "$P.perf-pipe.data"
         snapshot end
         run perf script -i "$P.perf-pipe.data" -F comm,tid,cpu,time,event,trace --ns > "$P.perf-pipe-expected.txt"
     fi
 fi
+
+chmod a+r "$P".*data 2>/dev/null   # perf writes its data files 0600
 
 if [ "$COMPRESS" = 1 ]; then
     for f in "$P".*txt; do

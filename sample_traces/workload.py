@@ -15,8 +15,9 @@ their own noise):
                /sys/kernel/mm/transparent_hugepage/enabled is switched to
                "madvise" if it is "never", and restored afterwards.
                --mthp-kb K additionally enables the K-KiB mTHP size
-               (hugepages-<K>kB/enabled=madvise) for the run, giving
-               allocations of order log2(K/4); restored afterwards.
+               (hugepages-<K>kB/enabled=madvise) for the run and touches four
+               extra 1 MiB MADV_HUGEPAGE regions (too small for a PMD THP),
+               giving allocations of order log2(K/4); restored afterwards.
   2. hugetlb - write --hugetlb N to /proc/sys/vm/nr_hugepages and then the
                original value back: N order-9 allocations (__GFP_COMP|
                __GFP_THISNODE|...) and N order-9 frees.
@@ -29,17 +30,7 @@ their own noise):
   5. socket  - a `python3 -c` child echoes nothing but reads everything
                sent to it over loopback TCP; the parent sends --sock-mib MiB
                in 64 KiB writes: skb page frags (order-3 when available).
-  6. ptables - mmap a MAP_NORESERVE anonymous address range and read one
-               byte every 2 MiB: each read maps the shared zero page but
-               needs a new page-table page (unmovable, order 0).  The number
-               of page-table pages is the current count of free Unmovable
-               pages in /proc/pagetypeinfo plus --pt-extra (default 4096), or
-               --pt-gib*512 if --pt-gib is given.  Once the unmovable free
-               lists are used up the allocator steals from movable
-               pageblocks, which is what mm_page_alloc_extfrag reports
-               (each pass steals more blocks, hence the adaptive size).
-
-  7. dentries - os.stat() names that do not exist under --dir: every lookup
+  6. dentries - os.stat() names that do not exist under --dir: every lookup
                leaves a negative dentry in the dentry slab, whose pages are
                MIGRATE_RECLAIMABLE (order 0, 21 dentries per page).  Lookups
                go on, in chunks of 21*64, until the count of Reclaimable
@@ -50,11 +41,21 @@ their own noise):
                mm_page_alloc_extfrag (alloc_migratetype=2) reports; at most
                21 * (free Reclaimable + per-CPU pages + 4096) lookups.  The
                dentries stay cached (some MiB per pass) until reclaimed.
+  7. ptables - (not run by default) mmap a MAP_NORESERVE anonymous address
+               range and read one byte every 2 MiB: each read maps the
+               shared zero page but needs a new page-table page (unmovable,
+               order 0).  The number of page-table pages is the current
+               count of free Unmovable pages in /proc/pagetypeinfo plus
+               --pt-extra (default 4096), or
+               --pt-gib*512 if --pt-gib is given.  Once the unmovable free
+               lists are used up the allocator steals from movable
+               pageblocks, which is what mm_page_alloc_extfrag reports
+               (each pass steals more blocks, hence the adaptive size).
 
 Passes repeat --loops times, and keep repeating until --duration seconds
 have elapsed (0 = exactly --loops passes).  Phase selection: --phases
-thp,hugetlb,fork,file,socket,dentries,ptables (default: all
-but ptables, which costs ~2 events per page-table page).
+thp,hugetlb,fork,file,socket,dentries,ptables (default: all but
+ptables, which costs ~2 events per page-table page).
 
 Exit status 0 on success; all sysfs/procfs knobs are restored even on error.
 """
@@ -146,6 +147,18 @@ def phase_thp(args):
             pass
     finally:
         m.close()
+    if args.mthp_kb:
+        small = []
+        for _ in range(4):
+            r = mmap.mmap(-1, 1 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                          prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            r.madvise(MADV_HUGEPAGE)
+            for off in range(0, 1 << 20, PAGE):
+                r[off] = 1
+            small.append(r)
+        for r in small:
+            r.close()
+        log(f"thp: 4 x 1 MiB regions for {args.mthp_kb} KiB mTHP")
 
 
 def phase_hugetlb(args):
@@ -325,7 +338,7 @@ def main():
                    help="dentries phase: stop once this many more pageblocks are Reclaimable (default 1)")
     p.add_argument("--dir", default="/var/tmp", help="directory for the temporary file (default /var/tmp)")
     p.add_argument("--phases", default=DEFAULT_PHASES,
-                   help="comma-separated subset/order of: " + ",".join(PHASES))
+                   help="comma-separated subset/order of: " + ",".join(PHASES) + " (default " + DEFAULT_PHASES + ")")
     args = p.parse_args()
     phases = [x for x in args.phases.split(",") if x]
     for x in phases:

@@ -1,0 +1,1 @@
+"""Named SQL queries over replay datasets, shipped as package data (one .sql file per question)."""
