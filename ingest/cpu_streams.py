@@ -40,8 +40,8 @@ class CpuStream:
         self.truncated = False
         #: bytes of the file consumed so far (for progress)
         self.consumed = 0
-        #: file offset of the window last returned and how to name a spot inside it
-        self.where = ""
+        #: (byte in the window, file offset) of each compressed chunk of the last window
+        self.chunks: list[tuple[int, int]] = []
 
     def _read(self, offset: int, n: int) -> bytes:
         return os.pread(self.fd, n, offset)
@@ -90,6 +90,7 @@ class CpuStream:
         parts: list[bytes] = []
         have = 0
         rest = b""
+        chunks: list[tuple[int, int]] = []
         for i in range(count):
             hdr = self._read(pos, 8) if pos + 8 <= end else b""
             if len(hdr) < 8:
@@ -104,17 +105,23 @@ class CpuStream:
             except ValueError as e:
                 raise InputError(self.path, f"CPU {self.data.cpu} data chunk {i}: {e}",
                                  where=f"offset {pos}") from None
-            self.where = f"CPU {self.data.cpu} compressed chunk at offset {pos}"
+            chunks.append((len(rest) + have, pos))
             pos += 8 + zsize
             self.consumed = pos - start
             parts.append(chunk)
             have += len(chunk)
             if have >= self.window:
+                self.chunks = chunks
                 rest = yield from self._emit(rest, parts)
-                parts, have = [], 0
+                parts, have, chunks = [], 0, []
+        self.chunks = chunks
         rest = yield from self._emit(rest, parts)
         if rest:
             self.truncated = True
+
+    def chunk_at(self, byte: int) -> int:
+        """File offset of the compressed chunk that inflated to `byte` of the last window."""
+        return max((off for start, off in self.chunks if start <= byte), default=-1)
 
     def _emit(self, rest: bytes, parts: list[bytes]):  # noqa: ANN202 - generator helper
         data = rest + b"".join(parts)

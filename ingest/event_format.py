@@ -26,6 +26,7 @@ API (stable; the perf.data and `replay record` readers use it):
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -358,8 +359,12 @@ def _split_top(text: str, sep: str = ",") -> list[str]:
     return [p.strip() for p in parts]
 
 
+@functools.lru_cache(maxsize=64)
 def flag_table(print_fmt: str, field: str = "gfp_flags") -> FlagTable | None:
-    """The `__print_flags(REC-><field>, ...)` table of a print fmt, or None if it has none."""
+    """The `__print_flags(REC-><field>, ...)` table of a print fmt, or None if it has none.
+
+    Cached by print fmt: one trace's events share a table, and so do traces of one kernel.
+    """
     m = re.search(r"__print_flags\s*\(\s*\(?\s*REC->" + re.escape(field) + r"\b", print_fmt)
     if m is None:
         return None

@@ -29,8 +29,8 @@ from replay.schema import event_batch
 
 #: bytes of sub-buffers read per CPU at a time
 WINDOW = 4 << 20
-#: rows per yielded batch (one Parquet row group)
-BATCH_ROWS = 1 << 20
+#: rows per yielded batch (one Parquet row group); two batches are in memory at once
+BATCH_ROWS = 1 << 19
 
 
 class _Cpu:
@@ -119,8 +119,9 @@ class TraceDatReader(Reader):
             why = f"CPU {c.cpu}: {ERROR_TEXT[int(r.error[k])]}"
             if file_off is not None:
                 raise InputError(self.path, why, where=f"offset {file_off + at}")
-            raise InputError(self.path, f"{why} (byte {at % c.stream.subbuf} of sub-buffer "
-                             f"{at // c.stream.subbuf} inflated from {c.stream.where})")
+            raise InputError(self.path, f"{why} (byte {at % c.stream.subbuf} of a sub-buffer "
+                             f"inflated from the compressed chunk at offset "
+                             f"{c.stream.chunk_at(at)})")
         lost = r.lost[r.missed]
         if len(lost):
             self.stats.lost_events[c.cpu] += int(lost[lost > 0].sum())
@@ -131,7 +132,8 @@ class TraceDatReader(Reader):
 
         def where(i: int) -> str:
             if file_off is None:
-                return f"CPU {c.cpu} record in {c.stream.where}"
+                return (f"CPU {c.cpu} record inflated from the compressed chunk at offset "
+                        f"{c.stream.chunk_at(int(r.offset[i]))}")
             return f"offset {file_off + int(r.offset[i])}"
 
         index, cols = decoder.decode_numpy(window, r.offset, r.length, self.stats, where)

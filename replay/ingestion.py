@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +75,19 @@ def ingest(
     hasher.start()
     with DatasetWriter(out, force=force) as writer:
         with progress_bar(f"ingest {trace.name}", reader.size, quiet=quiet) as bar:
-            for batch in reader.events():
-                writer.add_events(batch)
-                bar.update(reader.position)
-                del batch  # free it while the reader builds the next one
+            # Each batch is written in a thread while the reader builds the next one:
+            # pyarrow's Parquet writer releases the GIL. One write at a time, at most two
+            # batches in memory.
+            with ThreadPoolExecutor(1) as pool:
+                pending = None
+                for batch in reader.events():
+                    if pending is not None:
+                        pending.result()
+                    pending = pool.submit(writer.add_events, batch)
+                    bar.update(reader.position)
+                    del batch  # the writer holds it until written
+                if pending is not None:
+                    pending.result()
             for batch in reader.stacks():
                 writer.add_stacks(batch)
         stats = reader.stats
