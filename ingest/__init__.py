@@ -19,11 +19,18 @@ READERS = {
     "trace-cmd-report": "ingest.text_ftrace:TraceCmdReportReader",
     "perf-script": "ingest.text_perf:PerfScriptReader",
     "function-graph": "ingest.text_funcgraph:FunctionGraphReader",
+    "trace.dat": "ingest.tracedat:TraceDatReader",
+    "perf.data": "ingest.perf_data:PerfDataReader",
 }
 
 
-def open_reader(path: Path, fmt: str | None = None, strict: bool = False) -> Reader:
-    """A reader for `path`, of format `fmt` or the one its content shows."""
+def open_reader(path: Path, fmt: str | None = None, strict: bool = False,
+                **options: object) -> Reader:
+    """A reader for `path`, of format `fmt` or the one its content shows.
+
+    `options` are reader-specific settings (e.g. `buffer` for trace.dat); None values are
+    ignored, others must be in the reader's `options`.
+    """
     check_file(path)
     name = fmt or detect_format(path)
     if name not in READERS:
@@ -31,7 +38,11 @@ def open_reader(path: Path, fmt: str | None = None, strict: bool = False) -> Rea
         raise InputError(path, f"unknown format {name!r} (known: {known})")
     module, cls = READERS[name].split(":")
     reader_cls = getattr(import_module(module), cls)
-    return reader_cls(path, IngestStats(), strict=strict)
+    options = {k: v for k, v in options.items() if v is not None}
+    for key in options:
+        if key not in reader_cls.options:
+            raise InputError(path, f"--{key} does not apply to {name} input")
+    return reader_cls(path, IngestStats(), strict=strict, **options)
 
 
 __all__ = ["READERS", "IngestStats", "Reader", "open_reader"]

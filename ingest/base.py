@@ -54,6 +54,8 @@ class Reader(ABC):
 
     #: the name `--format` accepts and meta.json records
     format: ClassVar[str]
+    #: reader-specific keyword options of __init__ (`replay ingest --buffer` ...)
+    options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, path: Path, stats: IngestStats, strict: bool = False) -> None:
         self.path = path

@@ -5,7 +5,8 @@ binary reader decodes records only through these tables, never through hard-code
 
 API (stable; the perf.data and `replay record` readers use it):
 
-- `parse_format(text, system="") -> EventFormat`: one event's format text. `EventFormat`
+- `parse_format(text, system="", fields=True) -> EventFormat`: one event's format text
+  (`fields=False`: name and ID only, for events that are merely counted). `EventFormat`
   has `system`, `name`, `id` (the `ID:` line = `common_type` of its records), `fields`
   (dict name -> `Field`, common fields first, in file order), `print_fmt` (the text after
   `print fmt: `) and `field(name)` (None when absent). Raises `FormatError`.
@@ -25,6 +26,7 @@ API (stable; the perf.data and `replay record` readers use it):
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -96,19 +98,25 @@ def _parse_field(m: re.Match) -> Field:
     return Field(name, ctype, offset, size, signed, count, dynamic)
 
 
-def parse_format(text: str, system: str = "") -> EventFormat:
-    """Parse one tracefs event `format` text (name, ID, fields, print fmt)."""
+def parse_format(text: str, system: str = "", fields: bool = True) -> EventFormat:
+    """Parse one tracefs event `format` text (name, ID, fields, print fmt).
+
+    With `fields=False` only the name and ID are read (for events whose records are only
+    counted, never decoded): `fields` is then empty and `print_fmt` "".
+    """
     name_m = re.search(r"^name:\s*(\S+)", text, re.M)
     id_m = re.search(r"^ID:\s*(\d+)", text, re.M)
     if name_m is None or id_m is None:
         raise FormatError("event format without name: or ID: line")
-    fields: dict[str, Field] = {}
+    if not fields:
+        return EventFormat(system, name_m.group(1), int(id_m.group(1)), {}, "")
+    table: dict[str, Field] = {}
     for m in _FIELD_LINE.finditer(text):
         f = _parse_field(m)
-        fields[f.name] = f
+        table[f.name] = f
     pm = re.search(r"^print fmt:\s*(.*)$", text, re.M | re.S)
     print_fmt = pm.group(1).strip() if pm else ""
-    return EventFormat(system, name_m.group(1), int(id_m.group(1)), fields, print_fmt)
+    return EventFormat(system, name_m.group(1), int(id_m.group(1)), table, print_fmt)
 
 
 @dataclass(frozen=True)
@@ -351,8 +359,12 @@ def _split_top(text: str, sep: str = ",") -> list[str]:
     return [p.strip() for p in parts]
 
 
+@functools.lru_cache(maxsize=64)
 def flag_table(print_fmt: str, field: str = "gfp_flags") -> FlagTable | None:
-    """The `__print_flags(REC-><field>, ...)` table of a print fmt, or None if it has none."""
+    """The `__print_flags(REC-><field>, ...)` table of a print fmt, or None if it has none.
+
+    Cached by print fmt: one trace's events share a table, and so do traces of one kernel.
+    """
     m = re.search(r"__print_flags\s*\(\s*\(?\s*REC->" + re.escape(field) + r"\b", print_fmt)
     if m is None:
         return None

@@ -39,11 +39,19 @@ def ingest(
     strict: Annotated[bool, typer.Option("--strict",
                       help="Fail on the first malformed page-event line.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
+    buffer: Annotated[Optional[str], typer.Option("--buffer",
+                      help="trace.dat only: read this ftrace instance's buffer instead of "
+                           "the top one.")] = None,
+    kallsyms: Annotated[Optional[Path], typer.Option("--kallsyms",
+                        help="perf.data only: the recording machine's /proc/kallsyms, to "
+                             "name kernel callchain frames (default: this machine's, when "
+                             "the file was recorded here).")] = None,
 ) -> None:
     """Read a page-allocator trace into a dataset directory (Parquet + meta.json)."""
     from replay.ingestion import ingest as run_ingest
 
-    out = run_ingest(trace, output, fmt=fmt, force=force, strict=strict, quiet=quiet)
+    out = run_ingest(trace, output, fmt=fmt, force=force, strict=strict, quiet=quiet,
+                     buffer=buffer, kallsyms=kallsyms)
     console.print(f"wrote {out}")
 
 

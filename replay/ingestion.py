@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -59,18 +60,34 @@ def ingest(
     force: bool = False,
     strict: bool = False,
     quiet: bool = False,
+    buffer: str | None = None,
+    kallsyms: Path | None = None,
 ) -> Path:
-    """Read `trace` and write its dataset directory; return the directory's path."""
+    """Read `trace` and write its dataset directory; return the directory's path.
+
+    `buffer` names the ftrace instance to read from a trace.dat (default: the top one);
+    `kallsyms` the recording machine's /proc/kallsyms for perf.data callchain symbols.
+    """
     trace = Path(trace)
-    reader = open_reader(trace, fmt, strict=strict)
+    reader = open_reader(trace, fmt, strict=strict, buffer=buffer, kallsyms=kallsyms)
     out = Path(out) if out is not None else default_output(trace)
     hasher = _Sha256(trace)
     hasher.start()
     with DatasetWriter(out, force=force) as writer:
         with progress_bar(f"ingest {trace.name}", reader.size, quiet=quiet) as bar:
-            for batch in reader.events():
-                writer.add_events(batch)
-                bar.update(reader.position)
+            # Each batch is written in a thread while the reader builds the next one:
+            # pyarrow's Parquet writer releases the GIL. One write at a time, at most two
+            # batches in memory.
+            with ThreadPoolExecutor(1) as pool:
+                pending = None
+                for batch in reader.events():
+                    if pending is not None:
+                        pending.result()
+                    pending = pool.submit(writer.add_events, batch)
+                    bar.update(reader.position)
+                    del batch  # the writer holds it until written
+                if pending is not None:
+                    pending.result()
             for batch in reader.stacks():
                 writer.add_stacks(batch)
         stats = reader.stats

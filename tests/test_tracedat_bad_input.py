@@ -1,0 +1,186 @@
+"""Damaged trace.dat files: a one-line error naming file and offset, or, for data cut short
+mid-stream, the complete events flagged truncated. Never a traceback, never a hang."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.base import IngestStats
+from ingest.tracedat import TraceDatReader
+from replay.errors import InputError
+from tests.conftest import ROOT, SAMPLES
+from tests.tracedat_samples import oracle, small_v6
+
+V7 = SAMPLES / "ftrace-thp.dat"
+# where things are in the v7 sample (`trace-cmd dump --options ftrace-thp.dat`)
+V7_EVENT_FORMATS = 2063  # compressed section
+V7_CPU0_DATA = 1142784  # compressed chunk stream
+PAGE = 4096
+
+
+def _cli(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "replay", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _refused(result: subprocess.CompletedProcess, path: Path, why: str, out: Path) -> str:
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert str(path) in lines[0] and why in lines[0], lines[0]
+    assert not out.exists()
+    return lines[0]
+
+
+def _read(path: Path) -> tuple[dict[int, np.ndarray], IngestStats]:
+    """(ts_ns, pid, pfn rows per CPU, stats) from the reader alone (no dataset written)."""
+    stats = IngestStats()
+    parts = [
+        np.column_stack([b.column(c).to_numpy(zero_copy_only=False)
+                         for c in ("cpu", "ts_ns", "pid", "pfn")])
+        for b in TraceDatReader(path, stats).events()
+    ]
+    rows = np.concatenate(parts) if parts else np.zeros((0, 4))
+    return {int(c): rows[rows[:, 0] == c][:, 1:] for c in np.unique(rows[:, 0])}, stats
+
+
+@pytest.fixture(scope="module")
+def v6(tmp_path_factory) -> tuple[bytes, int, dict[int, list[tuple]]]:
+    """The small real v6 file, where its CPU data starts, and the oracle rows per CPU."""
+    path = small_v6(tmp_path_factory.mktemp("v6") / "small.v6.dat")
+    data = path.read_bytes()
+    cpus = struct.unpack("<I", data[data.index(b"options  \0") - 4 :][:4])[0]
+    assert cpus == 2
+    first = data.index(b"flyrecord\0") + 10
+    data_at = struct.unpack("<Q", data[first : first + 8])[0]
+    rows = np.array([(cpu, ts, pid, np.nan if pfn is None else pfn)
+                     for cpu, ts, pid, _comm, _event, pfn, *_ in oracle("v6")])
+    expected = {int(c): rows[rows[:, 0] == c][:, 1:] for c in np.unique(rows[:, 0])}
+    return data, data_at, expected
+
+
+def test_wrong_magic(tmp_path):
+    path = tmp_path / "bad.dat"
+    path.write_bytes(b"\x17\x08\x44tracinG6\x00" + bytes(64))
+    with pytest.raises(InputError, match="not a trace.dat file \\(bad magic\\)") as e:
+        _read(path)
+    assert str(e.value).startswith(f"{path}:offset 0:")
+
+
+def test_unsupported_version(tmp_path):
+    path = _corrupt(tmp_path, V7.read_bytes(), 10, b"9\x00")
+    with pytest.raises(InputError, match="unsupported trace.dat version '9'") as e:
+        _read(path)
+    assert str(e.value).startswith(f"{path}:offset 10:")
+
+
+@pytest.mark.parametrize("cut", [5, 11, 20, 36, 40, 200, 400, 2100, 60000, 124500,
+                                 1138100, 1139040, 1139620, V7_CPU0_DATA + 100, 1279380,
+                                 1279470])
+def test_v7_truncated(tmp_path, cut):
+    """v7 keeps its buffer table at the end: a cut anywhere leaves no readable data."""
+    path = tmp_path / "cut.dat"
+    path.write_bytes(V7.read_bytes()[:cut])
+    with pytest.raises(InputError) as e:
+        _read(path)
+    assert str(e.value).startswith(f"{path}:offset ")
+
+
+def test_v6_truncated_in_headers(tmp_path, v6):
+    data, data_at, _ = v6
+    header_end = data.index(b"flyrecord\0") + 10 + 16 * 2
+    for cut in range(1, header_end, 97):
+        path = tmp_path / f"cut{cut}.dat"
+        path.write_bytes(data[:cut])
+        with pytest.raises(InputError) as e:
+            _read(path)
+        assert str(e.value).startswith(f"{path}:offset "), str(e.value)
+        path.unlink()
+
+
+def test_v6_truncated_at_every_page_boundary(tmp_path, v6):
+    """Each CPU keeps exactly the events of its whole sub-buffers before the cut."""
+    data, data_at, expected = v6
+    path = tmp_path / "cut.dat"
+    for cut in range(data_at, len(data) + 1, PAGE):
+        path.write_bytes(data[:cut])
+        got, stats = _read(path)
+        assert stats.truncated == (cut < len(data)), cut
+        for cpu, rows in got.items():
+            assert np.array_equal(rows, expected[cpu][: len(rows)], equal_nan=True), (cut, cpu)
+        if cut == len(data):
+            assert {c: len(r) for c, r in got.items()} == {c: len(r) for c, r in expected.items()}
+
+
+def test_v6_truncated_mid_page_on_cli(tmp_path, v6):
+    data, data_at, expected = v6
+    path = tmp_path / "cut.dat"
+    cut = data_at + 100 * PAGE + 1234  # inside CPU 1's data, mid sub-buffer
+    path.write_bytes(data[:cut])
+    out = tmp_path / "out"
+    result = _cli("ingest", path, "-o", out, "-q")
+    assert result.returncode == 0, result.stderr
+    assert "input is truncated" in result.stderr and "Traceback" not in result.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["truncated"] is True
+    assert 0 < meta["events"] < sum(len(v) for v in expected.values())
+
+
+def _corrupt(tmp_path, data: bytes, at: int, new: bytes) -> Path:
+    path = tmp_path / "corrupt.dat"
+    b = bytearray(data)
+    b[at : at + len(new)] = new
+    path.write_bytes(bytes(b))
+    return path
+
+
+def test_corrupt_page_header(tmp_path, v6):
+    data, data_at, _ = v6
+    at = data_at + 7 * PAGE + 8  # commit of the 8th sub-buffer
+    path = _corrupt(tmp_path, data, at, struct.pack("<Q", 0x00FFFFFF))
+    out = tmp_path / "out"
+    line = _refused(_cli("ingest", path, "-o", out), path,
+                    "CPU 0: sub-buffer commit size exceeds the sub-buffer", out)
+    assert f":offset {at}:" in line
+
+
+@pytest.mark.parametrize("length, why", [(2, "impossible length"),
+                                         (0x10000, "runs past the sub-buffer's commit")])
+def test_corrupt_event_length(tmp_path, v6, length, why):
+    data, data_at, _ = v6
+    at = data_at + 3 * PAGE + 16  # first event header of the 4th sub-buffer
+    path = _corrupt(tmp_path, data, at, struct.pack("<II", 0, length))  # type_len 0
+    with pytest.raises(InputError, match=why) as e:
+        _read(path)
+    assert f":offset {at}:" in str(e.value)
+
+
+def test_section_that_does_not_decompress(tmp_path):
+    at = V7_EVENT_FORMATS + 16 + 8  # the zstd frame of the event formats section
+    path = _corrupt(tmp_path, V7.read_bytes(), at, b"\0\0\0\0")
+    out = tmp_path / "out"
+    line = _refused(_cli("ingest", path, "-o", out), path, "zstd data does not decompress", out)
+    assert f":offset {V7_EVENT_FORMATS + 16}:" in line
+
+
+def test_cpu_chunk_that_does_not_decompress(tmp_path):
+    path = _corrupt(tmp_path, V7.read_bytes(), V7_CPU0_DATA + 4 + 8, b"\0\0\0\0")
+    with pytest.raises(InputError, match="CPU 0 data chunk 0: zstd data does not") as e:
+        _read(path)
+    assert f":offset {V7_CPU0_DATA + 4}:" in str(e.value)
+
+
+def test_garbage_that_decompresses(tmp_path):
+    """zstd frames carry no checksum here: damage inflates to garbage, caught by the walk."""
+    path = _corrupt(tmp_path, V7.read_bytes(), V7_CPU0_DATA + 4 + 8 + 300, bytes(64))
+    with pytest.raises(InputError, match="CPU 0: event record") as e:
+        _read(path)
+    assert f"compressed chunk at offset {V7_CPU0_DATA + 4})" in str(e.value)
