@@ -33,6 +33,7 @@ from typer.testing import CliRunner
 from ingest.base import IngestStats
 from ingest.cpu_merge import merge_by_time
 from ingest.text_ftrace import FtraceTextReader, TraceCmdReportReader
+from ingest.tracedat import TraceDatReader
 from replay import tracefs
 from replay.capture import resolve_events
 from replay.cli import app
@@ -205,9 +206,10 @@ def test_merge_by_time_is_the_head_merge_in_bounded_chunks(steps, chunk, rnd):
 # a recording from a frozen tracefs tree (runs everywhere)
 
 
-def _oracle_sequences(text_file: Path, reader_cls, dataset: Path) -> dict[int, list[tuple]]:
+def _oracle_sequences(path: Path, reader_cls, dataset: Path, columns: tuple[str, ...] = COMPARED,
+                      **reader_options) -> dict[int, list[tuple]]:
     """The oracle's events within 1 ms of the dataset's time span."""
-    reader = reader_cls(text_file, IngestStats())
+    reader = reader_cls(path, IngestStats(), **reader_options)
     table = pa.Table.from_batches(list(reader.events()))
     assert reader.stats.malformed == 0, reader.stats.malformed_examples
     assert not reader.stats.lost_events and not reader.stats.lost_unknown, "oracle lost events"
@@ -215,18 +217,19 @@ def _oracle_sequences(text_file: Path, reader_cls, dataset: Path) -> dict[int, l
     ts = table.column("ts_ns")
     keep = pc.and_(pc.greater_equal(ts, span["first_ts_ns"] - 1_000_000),
                    pc.less_equal(ts, span["last_ts_ns"] + 1_000_000))
-    return _sequences(table.filter(keep))
+    return _sequences(table.filter(keep), columns)
 
 
-def _dataset_sequences(dataset: Path) -> dict[int, list[tuple]]:
+def _dataset_sequences(dataset: Path, columns: tuple[str, ...] = COMPARED
+                       ) -> dict[int, list[tuple]]:
     import pyarrow.parquet as pq
 
-    return _sequences(pq.read_table(dataset / "events.parquet"))
+    return _sequences(pq.read_table(dataset / "events.parquet"), columns)
 
 
-def _sequences(table: pa.Table) -> dict[int, list[tuple]]:
+def _sequences(table: pa.Table, columns: tuple[str, ...]) -> dict[int, list[tuple]]:
     """Per CPU, the events in order as (ts_ns, comm, compared columns...)."""
-    cols = [table.column(c).to_pylist() for c in ("cpu", "ts_ns", "comm", *COMPARED)]
+    cols = [table.column(c).to_pylist() for c in ("cpu", "ts_ns", "comm", *columns)]
     out: dict[int, list[tuple]] = {}
     for cpu, *rest in zip(*cols):
         out.setdefault(cpu, []).append(tuple(rest))
@@ -430,6 +433,12 @@ def test_live_record_equals_a_parallel_trace_cmd_capture(tracefs_lock, tmp_path)
     n = assert_same_events(_dataset_sequences(out), _oracle_sequences(text, reader_cls, out),
                            ts_tolerance_ns=tolerance)
     assert n == meta["events"]
+    if reader_cls is TraceCmdReportReader:
+        # the trace.dat itself, through the trace.dat reader: irq context bits compared too
+        with_context = (*COMPARED, "context")
+        n = assert_same_events(_dataset_sequences(out, with_context), _oracle_sequences(
+            dat, TraceDatReader, out, with_context, buffer=oracle.name), ts_tolerance_ns=2_000)
+        assert n == meta["events"]
 
 
 @live
