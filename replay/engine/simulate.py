@@ -222,13 +222,18 @@ def _series_owner(options: SimOptions) -> tuple[str, int, str, str]:
 
 
 def prepare(dataset: Path, options: SimOptions) -> Context:
-    """Load the stream and layout, and build the observed initial state."""
+    """Load the stream and layout of a dataset, and build the observed initial state."""
     stream = load_stream(dataset)
     if not len(stream.kind):
         raise InputError(dataset, "no mm_page_alloc / mm_page_free events to replay")
     snapdir = Path(options.snapshots) if options.snapshots else dataset / SNAPSHOTS_DIR
     layout = load_layout(Path(options.zoneinfo) if options.zoneinfo else None, snapdir,
                          stream.pfn)
+    return build_context(stream, layout, options)
+
+
+def build_context(stream: Stream, layout: Layout, options: SimOptions) -> Context:
+    """The shared context for a stream on a layout: the observed initial state."""
     zlo, zhi, ztype = layout.arrays()
     npages = int(max(layout.end_pfn, stream.max_pfn)) + 1
     pcls0, aorder0, counts = initial_state(stream.kind, stream.pfn, stream.order, npages,
@@ -236,6 +241,13 @@ def prepare(dataset: Path, options: SimOptions) -> Context:
     every = max(1, -(-len(stream.kind) // max(options.series_samples, 1)))
     return Context(stream, layout, zlo, zhi, ztype, npages, pcls0, aorder0, counts, options,
                    every)
+
+
+def run_in_process(ctx: Context, configs: list[tuple[str, int, str, str]]) -> list[dict]:
+    """Run configurations one after the other in this process (tests, small inputs)."""
+    global _CTX
+    _CTX = ctx
+    return [run_configuration(c) for c in configs]
 
 
 def observed_end_blocks(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
