@@ -92,15 +92,11 @@ def _scan(pcls, hi, size, step, first, frm, to, search, policy, block):
             b = s
             while b < s + size:
                 ok = True
-                allfree = True
                 for q in range(b, b + block):
-                    c = pcls[q]
-                    if c > policy:
+                    if pcls[q] > policy:
                         ok = False
                         break
-                    if c != 0:
-                        allfree = False
-                if policy > 0 or allfree:
+                if policy > 0 or ok:
                     cost += 1  # a free block is on the order-N free list; others inspected
                 if not ok:
                     bad = b + block - 1
