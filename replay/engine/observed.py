@@ -161,13 +161,15 @@ def memarea_request(pcls, zlo, zhi, ztype, zfree, cursor, pref, size, grid, egri
 @numba.njit(cache=True)
 def replay_observed(kind, pfn, order, pclass, zone_pref, pcls, aorder, zlo, zhi, ztype,
                     max_order, search, policy, grids, egrids, req_slot, r_out, r_cost,
-                    r_recl, r_migr, r_false, sample_every, ser_nr, ser_long, ser_at):
+                    r_recl, r_migr, r_false, sample_every, alo, ahi, ser_nr, ser_long,
+                    ser_at):
     """Replay the stream over (pcls, aorder), answering memarea for requests above max_order.
 
     Per request slot: outcome, cost, pages reclaimed, pages migrated, false failure.
     With sample_every > 0, also fills the series (free blocks per zone/order as a fully
     coalesced buddy would hold them, longest free run) every `sample_every` events and at
-    the end. Returns the inconsistency counters.
+    the end, over the pages [alo, ahi) of each zone that can ever be free. Returns the
+    inconsistency counters.
     """
     bad = np.zeros(3, np.int64)
     zfree = zone_free_pages(pcls, zlo, zhi)
@@ -180,7 +182,7 @@ def replay_observed(kind, pfn, order, pclass, zone_pref, pcls, aorder, zlo, zhi,
         if sample_every > 0 and (i % sample_every == 0 or i == n) and k < len(ser_at):
             ser_at[k] = i
             for z in range(nz):
-                ser_long[k, z] = free_blocks(pcls, zlo[z], zhi[z], ser_nr.shape[2] - 1,
+                ser_long[k, z] = free_blocks(pcls, alo[z], ahi[z], ser_nr.shape[2] - 1,
                                              ser_nr[k, z])
             k += 1
         if i == n:

@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -124,7 +124,8 @@ class Context:
     start_counts: np.ndarray
     options: SimOptions
     sample_every: int
-    alloc_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    alo: np.ndarray  # per zone, the pages [alo, ahi) that can ever be free: outside them
+    ahi: np.ndarray  # every page is unknown, held allocated (unless --unknown free)
 
 
 _CTX: Context | None = None
@@ -176,8 +177,8 @@ def run_configuration(cfg: tuple[str, int, str, str]) -> dict[str, Any]:
         every = ctx.sample_every if cfg == _series_owner(ctx.options) else 0
         bad = replay_observed(s.kind, s.pfn, s.order, s.pclass, s.zone_type, pcls, aorder,
                               ctx.zlo, ctx.zhi, ctx.ztype, n, search, policy, grids, egrids,
-                              slot, r_out, r_cost, r_recl, r_migr, r_false, every, ser_nr,
-                              ser_long, ser_at)
+                              slot, r_out, r_cost, r_recl, r_migr, r_false, every, ctx.alo,
+                              ctx.ahi, ser_nr, ser_long, ser_at)
         result["inconsistencies"] = bad
         result["counters"] = None
     else:
@@ -190,7 +191,7 @@ def run_configuration(cfg: tuple[str, int, str, str]) -> dict[str, Any]:
         k = 0
         for lo in range(0, len(s.kind) + 1, every):
             if k < samples:
-                sample(st, ctx.zlo, ctx.zhi, n, ser_nr[k], ser_long[k])
+                sample(st, ctx.alo, ctx.ahi, n, ser_nr[k], ser_long[k])
                 ser_at[k] = lo
                 k += 1
             hi = min(lo + every, len(s.kind))
@@ -203,7 +204,7 @@ def run_configuration(cfg: tuple[str, int, str, str]) -> dict[str, Any]:
             if ctx.options.check:
                 validate_buddy(state, ctx.zlo, ctx.zhi)
         if k < samples and ser_at[k - 1] != len(s.kind):
-            sample(st, ctx.zlo, ctx.zhi, n, ser_nr[k], ser_long[k])
+            sample(st, ctx.alo, ctx.ahi, n, ser_nr[k], ser_long[k])
             ser_at[k] = len(s.kind)
         result["counters"] = state.ctr.copy()
         result["inconsistencies"] = None
@@ -239,8 +240,17 @@ def build_context(stream: Stream, layout: Layout, options: SimOptions) -> Contex
     pcls0, aorder0, counts = initial_state(stream.kind, stream.pfn, stream.order, npages,
                                            options.unknown == "free", zlo, zhi)
     every = max(1, -(-len(stream.kind) // max(options.series_samples, 1)))
+    if options.unknown == "free":
+        alo, ahi = zlo, zhi
+    else:
+        seen = stream.pfn >= 0
+        first = int(stream.pfn[seen].min()) if seen.any() else 0
+        last = int((stream.pfn[seen] + (np.int64(1) << stream.order[seen])).max()) \
+            if seen.any() else 0
+        alo = np.clip(first, zlo, zhi)
+        ahi = np.maximum(np.clip(last, zlo, zhi), alo)
     return Context(stream, layout, zlo, zhi, ztype, npages, pcls0, aorder0, counts, options,
-                   every)
+                   every, alo, ahi)
 
 
 def run_in_process(ctx: Context, configs: list[tuple[str, int, str, str]]) -> list[dict]:
@@ -262,11 +272,12 @@ def observed_end_blocks(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     bad = replay_observed(s.kind, s.pfn, s.order, s.pclass, s.zone_type, pcls, aorder,
                           ctx.zlo, ctx.zhi, ctx.ztype, ctx.options.kernel_max_order, 0, 0,
                           grids, grids, none, empty, empty, empty, empty,
-                          np.zeros(0, np.bool_), 0, np.zeros((0, 1, 1), np.int64),
+                          np.zeros(0, np.bool_), 0, ctx.alo, ctx.ahi,
+                          np.zeros((0, 1, 1), np.int64),
                           np.zeros((0, 1), np.int64), empty)
     out = np.zeros((len(ctx.zlo), SERIES_ORDERS), np.int64)
     for z in range(len(ctx.zlo)):
-        free_blocks(pcls, ctx.zlo[z], ctx.zhi[z], SERIES_ORDERS - 1, out[z])
+        free_blocks(pcls, ctx.alo[z], ctx.ahi[z], SERIES_ORDERS - 1, out[z])
     return out, bad
 
 

@@ -227,14 +227,15 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, zone_pre
 
 
 @numba.njit(cache=True)
-def sample(st, zlo, zhi, max_order, nr_out, long_out):
-    """Free blocks per zone/order (buddy counters) and the longest free run per zone."""
+def sample(st, alo, ahi, max_order, nr_out, long_out):
+    """Free blocks per zone/order (buddy counters) and the longest free run per zone (over
+    the pages [alo, ahi) that can ever be free)."""
     nr_free, pcls = st[5], st[8]
-    for z in range(len(zlo)):
+    for z in range(len(alo)):
         for o in range(min(max_order + 1, nr_out.shape[1])):
             nr_out[z, o] = nr_free[z, o].sum()
         scratch = np.zeros(max_order + 1, np.int64)
-        long_out[z] = free_blocks(pcls, zlo[z], zhi[z], max_order, scratch)
+        long_out[z] = free_blocks(pcls, alo[z], ahi[z], max_order, scratch)
 
 
 def new_state(npages: int, nzones: int, max_order: int, stream, pcls0: np.ndarray,
