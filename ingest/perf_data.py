@@ -169,6 +169,7 @@ class PerfDataReader(Reader):
                                  "tracepoint samples are missing")
             self._set_tracing_data(self._features.tracing_data, "HEADER_TRACING_DATA feature")
         del view
+        self._mm, self._released = mm, 0
         buf = np.frombuffer(mm, np.uint8)
         self._configure()
         status, pos = yield from self._walk(buf, hdr.data_offset, hdr.data_end)
@@ -197,6 +198,7 @@ class PerfDataReader(Reader):
                 self._decode(buf, self._samples[:ns], nested)
             if not nested:
                 self.position = pos
+                self._release(pos)
             yield from self._flush(int(self._state[ST_FLUSH_TIME]))
             if status == STOP_FULL:
                 continue
@@ -205,6 +207,14 @@ class PerfDataReader(Reader):
             pos = yield from self._special(buf, pos, end, nested)
             if pos < 0:
                 return STOP_INCOMPLETE, -pos
+
+    def _release(self, pos: int) -> None:
+        """Drop the mapped pages before `pos` from memory: everything in them has been
+        decoded or copied, so resident memory stays bounded however big the file."""
+        upto = pos - pos % mmap.PAGESIZE
+        if upto - self._released >= 16 << 20 and hasattr(mmap, "MADV_DONTNEED"):
+            self._mm.madvise(mmap.MADV_DONTNEED, self._released, upto - self._released)
+            self._released = upto
 
     # -- records the walker hands back ---------------------------------------------------
 

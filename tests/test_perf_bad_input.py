@@ -221,3 +221,27 @@ def test_random_byte_flips(tmp_path):
         kind, got = outcome(tmp_path, bytes(data), f"flip{trial}.data")
         if kind == "ok":
             assert got["events"] <= PIPE_SAMPLES
+
+
+def test_lost_records_counted_per_cpu(tmp_path):
+    """LOST and LOST_SAMPLES counts land in meta.json under the CPU of their sample id.
+
+    No capture here lost anything, so two real COMM records (with their sample_id_all
+    trailer: tid, time, cpu, identifier) are rewritten into a LOST and a LOST_SAMPLES."""
+    data = bytearray(PIPE.read_bytes())
+    timed = [(off, size) for off, t, size in records(bytes(data), 16, len(data))
+             if t == 3 and struct.unpack_from("<Q", data, off + size - 24)[0] > 0]
+    (a, a_size), (b, b_size) = timed[0], timed[-1]
+    struct.pack_into("<I", data, a, 2)  # PERF_RECORD_LOST: u64 id, u64 lost, trailer
+    struct.pack_into("<Q", data, a + 16, 1234)
+    struct.pack_into("<I", data, b, 13)  # PERF_RECORD_LOST_SAMPLES: u64 lost, trailer
+    struct.pack_into("<Q", data, b + 8, 77)
+    cpu_a = struct.unpack_from("<I", data, a + a_size - 16)[0]
+    cpu_b = struct.unpack_from("<I", data, b + b_size - 16)[0]
+    kind, meta = outcome(tmp_path, bytes(data))
+    assert kind == "ok" and meta["events"] == PIPE_SAMPLES
+    expected: dict[str, int] = {}
+    for cpu, n in ((cpu_a, 1234), (cpu_b, 77)):
+        expected[str(cpu)] = expected.get(str(cpu), 0) + n
+    assert meta["lost_events"]["per_cpu"] == expected
+    assert meta["lost_events"]["total"] == 1234 + 77
