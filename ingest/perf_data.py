@@ -70,7 +70,6 @@ from ingest.perf_walk import (
     ST_ROUNDS,
     ST_UNKNOWN_ID,
     STOP_BAD_HEADER,
-    STOP_END,
     STOP_FULL,
     STOP_INCOMPLETE,
     STOP_SPECIAL,
@@ -138,6 +137,8 @@ class PerfDataReader(Reader):
             if size == 0:
                 raise InputError(self.path, "empty file")
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            if hasattr(mmap, "MADV_SEQUENTIAL"):
+                mm.madvise(mmap.MADV_SEQUENTIAL)  # read ahead; the walk goes forward
             try:
                 yield from self._read(mm, size)
             finally:

@@ -18,15 +18,13 @@ import pytest
 from replay.dataset import read_meta
 from replay.errors import InputError
 from replay.ingestion import ingest
-from tests.conftest import ROOT, SAMPLES
-
-import subprocess
-import sys
+from tests.conftest import SAMPLES, run_cli
 
 FILE = SAMPLES / "perf-g.perf.data"  # seekable layout, callchains
 PIPE = SAMPLES / "perf-pipe.perf-pipe.data"  # pipe layout
 FILE_SAMPLES, PIPE_SAMPLES = 7327, 11225
 SAMPLE_ID = 9
+HANG = 600  # seconds: only a guard against a hang, far above any normal run
 
 
 def records(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
@@ -62,11 +60,6 @@ def outcome(tmp_path: Path, data: bytes, name: str = "bad.perf.data") -> tuple[s
     return "ok", read_meta(ds)
 
 
-def run_cli(args, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "replay", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
-
-
 def test_wrong_magic(tmp_path):
     data = b"PERFFILE" + FILE.read_bytes()[8:]
     kind, why = outcome(tmp_path, data)
@@ -74,7 +67,7 @@ def test_wrong_magic(tmp_path):
     path = tmp_path / "magic.data"
     path.write_bytes(data)
     out = tmp_path / "out"
-    res = run_cli(["ingest", path, "-o", out])  # sniffing refuses it before the reader
+    res = run_cli("ingest", path, "-o", out, timeout=HANG)  # refused by sniffing already
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and str(path) in res.stderr
     assert not out.exists()
@@ -144,11 +137,11 @@ def test_corrupt_size_through_cli(tmp_path):
     struct.pack_into("<H", data, off + 6, 0)
     path = tmp_path / "zero-size.data"
     path.write_bytes(bytes(data))
-    res = run_cli(["ingest", path, "-o", tmp_path / "out"])
+    res = run_cli("ingest", path, "-o", tmp_path / "out", timeout=HANG)
     assert res.returncode == 0 and "Traceback" not in res.stderr
     assert "truncated" in res.stderr  # the warning says the dataset is partial
     assert read_meta(tmp_path / "out")["truncated"] is True
-    res = run_cli(["ingest", path, "-o", tmp_path / "strict", "--strict"])
+    res = run_cli("ingest", path, "-o", tmp_path / "strict", "--strict", timeout=HANG)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and f"offset {off}" in res.stderr
     assert not (tmp_path / "strict").exists()
