@@ -120,6 +120,66 @@ def record(
     console.print(f"wrote {out}")
 
 
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{name} takes comma-separated integers: {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+@app.command()
+def simulate(
+    dataset: Annotated[Path, typer.Argument(help="Dataset directory.")],
+    max_order: Annotated[str, typer.Option("--max-order",
+                         help="Candidate max orders N, comma-separated: the largest order "
+                              "the buddy allocator serves, inclusive (a 2.4-era MAX_ORDER "
+                              "of N+1).")] = "5,6,7,8,9,10",
+    search: Annotated[str, typer.Option("--search",
+                      help="memarea searches: linear, coalesced, bitmap.")] =
+        "linear,coalesced,bitmap",
+    policy: Annotated[str, typer.Option("--policy",
+                      help="memarea policies: free, reclaim, migrate.")] =
+        "free,reclaim,migrate",
+    mode: Annotated[str, typer.Option("--mode", help="observed, simulated, or both.")] =
+        "observed,simulated",
+    align: Annotated[int, typer.Option("--align",
+                     help="Run alignment in pages (default: the request size).")] = 0,
+    offset: Annotated[int, typer.Option("--offset",
+                      help="Run offset: runs start at s with s % align == offset.")] = 0,
+    unknown: Annotated[str, typer.Option("--unknown",
+                       help="Pages never seen in the trace: allocated or free.")] =
+        "allocated",
+    zoneinfo: Annotated[Optional[Path], typer.Option("--zoneinfo",
+                        help="/proc/zoneinfo snapshot giving the zones (default: the "
+                             "dataset's snapshots/start-zoneinfo, else inferred).")] = None,
+    snapshots: Annotated[Optional[Path], typer.Option("--snapshots",
+                         help="Directory of /proc snapshots (start-zoneinfo, "
+                              "end-buddyinfo; default DATASET/snapshots).")] = None,
+    check: Annotated[bool, typer.Option("--check",
+                     help="Validate the simulator's invariants at every sample (slow).")]
+        = False,
+    jobs: Annotated[int, typer.Option("-j", "--jobs",
+                    help="Worker processes (default: every core).")] = 0,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Replay a dataset through the buddy + memarea model; write DATASET/sim/*.parquet."""
+    from replay.engine.report import print_summary
+    from replay.engine.simulate import SimOptions, run_sweep
+
+    options = SimOptions(
+        max_orders=_ints(max_order, "--max-order"), searches=_names(search),
+        policies=_names(policy), modes=_names(mode), align=align, offset=offset,
+        unknown=unknown, zoneinfo=str(zoneinfo) if zoneinfo else None,
+        snapshots=str(snapshots) if snapshots else None, check=check, jobs=jobs)
+    options.validate()
+    summary = run_sweep(dataset, options, quiet=quiet)
+    print_summary(summary)
+
+
 def main() -> None:
     """Entry point: run the app, turning library errors into one-line messages."""
     try:

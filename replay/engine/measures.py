@@ -1,0 +1,85 @@
+"""Fragmentation measures with the kernel's own formulas (mm/vmstat.c), and free-run sizes.
+
+From a zone's free block counts `nr_free[j]` (per-CPU pages excluded, as /proc/buddyinfo):
+`blocks = Σ nr_free[j]`, `free = Σ nr_free[j]·2^j`, `suitable(k) = Σ_{j≥k} nr_free[j]·2^(j−k)`.
+The unusable free space index (unusable_free_index) and the fragmentation index
+(__fragmentation_index) are returned in thousandths with the kernel's integer division.
+Unlike the kernel, orders above the max order are evaluated too (suitable = 0 there): the
+counterfactual is about exactly those requests.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def _contig_info(nr_free, order):
+    blocks = 0
+    free = 0
+    suitable = 0
+    for j in range(len(nr_free)):
+        blocks += nr_free[j]
+        free += nr_free[j] << j
+        if j >= order:
+            suitable += nr_free[j] << (j - order)
+    return blocks, free, suitable
+
+
+@numba.njit(cache=True)
+def unusable_free_index(nr_free, order):
+    """unusable_free_index(): thousandths of the free pages in blocks too small for `order`."""
+    blocks, free, suitable = _contig_info(nr_free, order)
+    if free == 0:
+        return 1000
+    return (free - (suitable << order)) * 1000 // free
+
+
+@numba.njit(cache=True)
+def fragmentation_index(nr_free, order):
+    """__fragmentation_index(): -1000 if `order` would succeed; near 0 lack of memory,
+    near 1000 fragmentation."""
+    blocks, free, suitable = _contig_info(nr_free, order)
+    if blocks == 0:
+        return 0
+    if suitable:
+        return -1000
+    return 1000 - (1000 + free * 1000 // (1 << order)) // blocks
+
+
+@numba.njit(cache=True)
+def free_blocks(pcls, lo, hi, max_order, nr_free):
+    """Add to `nr_free[0..max_order]` the blocks a fully coalesced buddy would hold for the
+    free pages (class 0) of [lo, hi); return the longest free run (pages).
+
+    Blocks are aligned on absolute pfns, as the kernel's buddies are.
+    """
+    longest = 0
+    p = lo
+    while p < hi:
+        if pcls[p] != 0:
+            p += 1
+            continue
+        e = p
+        while e < hi and pcls[e] == 0:
+            e += 1
+        if e - p > longest:
+            longest = e - p
+        q = p
+        while q < e:
+            o = max_order
+            while o > 0 and (q & ((1 << o) - 1) or q + (1 << o) > e):
+                o -= 1
+            nr_free[o] += 1
+            q += 1 << o
+        p = e
+    return longest
+
+
+def indices(nr_free: np.ndarray, orders: int) -> tuple[np.ndarray, np.ndarray]:
+    """(unusable, fragmentation) index in thousandths for orders 0..orders-1."""
+    nr = np.ascontiguousarray(nr_free, dtype=np.int64)
+    u = np.array([unusable_free_index(nr, k) for k in range(orders)], dtype=np.int64)
+    f = np.array([fragmentation_index(nr, k) for k in range(orders)], dtype=np.int64)
+    return u, f

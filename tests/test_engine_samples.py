@@ -1,0 +1,117 @@
+"""The replay engine end to end on a real 6.18 trace from sample_traces/."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from replay.engine.layout import parse_buddyinfo
+from replay.engine.simulate import SimOptions, run_sweep
+from tests.conftest import SAMPLES, run_cli
+
+TRACE = SAMPLES / "ftrace-thp.trace.txt.xz"
+SNAPSHOTS = SAMPLES / "ftrace-thp.snapshots"
+
+pytestmark = pytest.mark.skipif(not TRACE.exists(), reason=f"{TRACE} not present")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from replay.ingestion import ingest
+
+    out = tmp_path_factory.mktemp("engine") / "thp.replay"
+    return ingest(TRACE, out, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def swept(dataset):
+    options = SimOptions(max_orders=(5, 8), snapshots=str(SNAPSHOTS), series_samples=8,
+                         jobs=2)
+    return run_sweep(dataset, options, quiet=True)
+
+
+def test_one_request_row_per_allocation_above_n(dataset, swept):
+    con = duckdb.connect()
+    ev = f"read_parquet('{dataset}/events.parquet')"
+    req = f"read_parquet('{dataset}/sim/requests.parquet')"
+    for n in (5, 8):
+        (expected,) = con.execute(
+            f"SELECT count(*) FROM {ev} WHERE event = 'mm_page_alloc' AND \"order\" > {n}"
+        ).fetchone()
+        got = con.execute(
+            f"SELECT count(*) FROM {req} WHERE max_order = {n} GROUP BY mode, search, policy"
+        ).fetchall()
+        assert [g for (g,) in got] == ([expected] * 18 if expected else [])
+    # requests carry the traced event's identity
+    mismatched = con.execute(
+        f"SELECT count(*) FROM {req} r JOIN {ev} e USING (seq) "
+        f"WHERE r.order <> e.order OR r.pid <> e.pid OR r.ts_ns <> e.ts_ns"
+    ).fetchone()[0]
+    assert mismatched == 0
+
+
+def test_outcomes_are_consistent(dataset, swept):
+    t = pq.read_table(dataset / "sim" / "requests.parquet").to_pandas()
+    memarea = t[t["search"] != "none"]
+    assert set(memarea["outcome"].astype(str)) <= {"memarea_free", "memarea_reclaim",
+                                                   "memarea_migrate", "failed"}
+    assert not memarea[memarea["outcome"] != "failed"]["false_failure"].any()
+    assert (memarea[memarea["policy"] == "free"]["pages_reclaimed"] == 0).all()
+    assert (memarea[memarea["policy"] != "migrate"]["pages_migrated"] == 0).all()
+    # policies nest: whatever `free` satisfies, `migrate` satisfies too
+    ok = memarea.assign(ok=memarea["outcome"] != "failed").pivot_table(
+        index=["mode", "max_order", "search", "seq"], columns="policy", values="ok",
+        aggfunc="first")
+    assert (ok["free"] <= ok["reclaim"]).all() and (ok["reclaim"] <= ok["migrate"]).all()
+
+
+def test_runs_and_fidelity(dataset, swept):
+    runs = pq.read_table(dataset / "sim" / "runs.parquet").to_pylist()
+    assert len(runs) == 1 + 2 * 2 * 3 * 3
+    base = runs[0]
+    assert (base["max_order"], base["search"]) == (10, "none")
+    assert base["memarea_calls"] == 0 and base["allocs"] > 0 and base["split_steps"] > 0
+    # lowering the max order removes split and merge steps per operation
+    sim = {(r["max_order"], r["search"], r["policy"]): r for r in runs
+           if r["mode"] == "simulated"}
+    assert sim[(5, "linear", "free")]["splits_per_alloc"] <= base["splits_per_alloc"]
+    fid = swept["fidelity"]
+    snap = parse_buddyinfo((SNAPSHOTS / "end-buddyinfo.txt").read_text())
+    assert fid["end_blocks_buddyinfo"] == [sum(c[o] for c in snap.values()) for o in range(11)]
+    assert fid["extfrag"] == 1
+    assert 0 <= fid["agreement"] <= fid["high_order_requests"]
+    meta = pq.read_schema(dataset / "sim" / "runs.parquet").metadata
+    assert b"replay.sim_options" in meta
+
+
+def test_series_uses_kernel_formulas(dataset, swept):
+    s = pq.read_table(dataset / "sim" / "series.parquet").to_pandas()
+    assert set(s["mode"]) == {"observed", "simulated"}
+    # suitable blocks present <=> fragmentation index -1000
+    s = s.sort_values("order", ascending=False)
+    free_at_or_above = s.groupby(
+        ["mode", "max_order", "search", "policy", "event_index", "zone"])["free_blocks"].cumsum()
+    assert ((free_at_or_above > 0) == (s["fragmentation_index"] == -1000)).all()
+    assert s["unusable_index"].between(0, 1000).all()
+
+
+def test_cli_prints_summary_and_fidelity(dataset, swept):
+    r = run_cli("simulate", dataset, "--max-order", "9", "--search", "linear", "--policy",
+                "free", "--snapshots", SNAPSHOTS, "-q", "-j", "1")
+    assert r.returncode == 0, r.stderr
+    assert "fidelity: fallbacks simulated" in r.stdout
+    assert "/proc/buddyinfo end" in r.stdout
+    assert "Normal" in r.stdout  # the layout from the zoneinfo snapshot
+
+
+def test_cli_refuses_bad_options(dataset, tmp_path):
+    r = run_cli("simulate", dataset, "--search", "quadratic", "-q")
+    assert r.returncode != 0 and "unknown search" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("simulate", tmp_path / "nope", "-q")
+    assert r.returncode != 0 and "no such dataset" in r.stderr
+    bad = tmp_path / "zoneinfo"
+    bad.write_text("Node 0, zone   Normal\n  pages free 1\n        spanned  16\n"
+                   "        present  16\n  start_pfn:           0\n")
+    r = run_cli("simulate", dataset, "--zoneinfo", bad, "-q")
+    assert r.returncode != 0 and "outside every zone" in r.stderr
