@@ -146,6 +146,13 @@ def _decode(buf, offset, length, ct_off, ct_size, big, code_of_id, needed, nfiel
                 v = np.int64(1) if o16[row_of[order_col], npage] == 0 else np.int64(0)
             g = group_of[c]
             r = row_of[c]
+            # a damaged record's value its column cannot hold (order 9699329) becomes null
+            if g == 0:
+                ok = ok and -(1 << 31) <= v < (1 << 31)
+            elif g == 3:
+                ok = ok and -(1 << 15) <= v < (1 << 15)
+            elif g == 4:
+                ok = ok and -(1 << 7) <= v < (1 << 7)
             if g == 0:
                 o_pid[npage] = v
             elif g == 1:
