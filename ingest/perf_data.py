@@ -70,7 +70,6 @@ from ingest.perf_walk import (
     ST_ROUNDS,
     ST_UNKNOWN_ID,
     STOP_BAD_HEADER,
-    STOP_END,
     STOP_FULL,
     STOP_INCOMPLETE,
     STOP_SPECIAL,
@@ -138,6 +137,8 @@ class PerfDataReader(Reader):
             if size == 0:
                 raise InputError(self.path, "empty file")
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            if hasattr(mmap, "MADV_SEQUENTIAL"):
+                mm.madvise(mmap.MADV_SEQUENTIAL)  # read ahead; the walk goes forward
             try:
                 yield from self._read(mm, size)
             finally:
@@ -169,6 +170,7 @@ class PerfDataReader(Reader):
                                  "tracepoint samples are missing")
             self._set_tracing_data(self._features.tracing_data, "HEADER_TRACING_DATA feature")
         del view
+        self._mm, self._released = mm, 0
         buf = np.frombuffer(mm, np.uint8)
         self._configure()
         status, pos = yield from self._walk(buf, hdr.data_offset, hdr.data_end)
@@ -197,6 +199,7 @@ class PerfDataReader(Reader):
                 self._decode(buf, self._samples[:ns], nested)
             if not nested:
                 self.position = pos
+                self._release(pos)
             yield from self._flush(int(self._state[ST_FLUSH_TIME]))
             if status == STOP_FULL:
                 continue
@@ -205,6 +208,14 @@ class PerfDataReader(Reader):
             pos = yield from self._special(buf, pos, end, nested)
             if pos < 0:
                 return STOP_INCOMPLETE, -pos
+
+    def _release(self, pos: int) -> None:
+        """Drop the mapped pages before `pos` from memory: everything in them has been
+        decoded or copied, so resident memory stays bounded however big the file."""
+        upto = pos - pos % mmap.PAGESIZE
+        if upto - self._released >= 16 << 20 and hasattr(mmap, "MADV_DONTNEED"):
+            self._mm.madvise(mmap.MADV_DONTNEED, self._released, upto - self._released)
+            self._released = upto
 
     # -- records the walker hands back ---------------------------------------------------
 

@@ -124,7 +124,15 @@ class DatasetWriter:
         if batch.num_rows == 0:
             return
         if self._stacks is None:
-            self._stacks = pq.ParquetWriter(self.tmp / STACKS_FILE, STACKS, compression="zstd")
+            # as for events: dictionaries for the strings only, deltas for the sorted ids
+            self._stacks = pq.ParquetWriter(
+                self.tmp / STACKS_FILE,
+                STACKS,
+                compression="zstd",
+                use_dictionary=["context", "symbol", "dso"],
+                column_encoding={"stack_id": "DELTA_BINARY_PACKED"},
+                write_statistics=["stack_id"],
+            )
         self._stacks.write_table(pa.Table.from_batches([batch]).cast(STACKS))
         self.stack_frames += batch.num_rows
 

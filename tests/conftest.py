@@ -14,13 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_traces"
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`replay ARGS...` in a subprocess, as a user would run it."""
+def run_cli(*args: str, cwd: Path | None = None,
+            timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`replay ARGS...` in a subprocess, as a user would run it (`timeout`: a hang guard)."""
     return subprocess.run(
         [sys.executable, "-m", "replay", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd or ROOT,
+        timeout=timeout,
     )
 
 

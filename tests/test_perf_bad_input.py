@@ -18,15 +18,13 @@ import pytest
 from replay.dataset import read_meta
 from replay.errors import InputError
 from replay.ingestion import ingest
-from tests.conftest import ROOT, SAMPLES
-
-import subprocess
-import sys
+from tests.conftest import SAMPLES, run_cli
 
 FILE = SAMPLES / "perf-g.perf.data"  # seekable layout, callchains
 PIPE = SAMPLES / "perf-pipe.perf-pipe.data"  # pipe layout
 FILE_SAMPLES, PIPE_SAMPLES = 7327, 11225
 SAMPLE_ID = 9
+HANG = 600  # seconds: only a guard against a hang, far above any normal run
 
 
 def records(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
@@ -62,11 +60,6 @@ def outcome(tmp_path: Path, data: bytes, name: str = "bad.perf.data") -> tuple[s
     return "ok", read_meta(ds)
 
 
-def run_cli(args, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "replay", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
-
-
 def test_wrong_magic(tmp_path):
     data = b"PERFFILE" + FILE.read_bytes()[8:]
     kind, why = outcome(tmp_path, data)
@@ -74,7 +67,7 @@ def test_wrong_magic(tmp_path):
     path = tmp_path / "magic.data"
     path.write_bytes(data)
     out = tmp_path / "out"
-    res = run_cli(["ingest", path, "-o", out])  # sniffing refuses it before the reader
+    res = run_cli("ingest", path, "-o", out, timeout=HANG)  # refused by sniffing already
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and str(path) in res.stderr
     assert not out.exists()
@@ -138,17 +131,17 @@ def test_corrupt_record_size(tmp_path, size):
             or got["perf"]["records_by_type"].get("255") or got["events"] < PIPE_SAMPLES
 
 
-def test_corrupt_size_through_cli(tmp_path):
+def test_corrupt_size_partial_or_strict_error(tmp_path, capsys):
+    """Without --strict: a partial dataset and a warning; with it: one line, nothing kept."""
     data = bytearray(PIPE.read_bytes())
     off = [r for r in records(bytes(data), 16, len(data)) if r[1] == SAMPLE_ID][100][0]
     struct.pack_into("<H", data, off + 6, 0)
     path = tmp_path / "zero-size.data"
     path.write_bytes(bytes(data))
-    res = run_cli(["ingest", path, "-o", tmp_path / "out"])
-    assert res.returncode == 0 and "Traceback" not in res.stderr
-    assert "truncated" in res.stderr  # the warning says the dataset is partial
-    assert read_meta(tmp_path / "out")["truncated"] is True
-    res = run_cli(["ingest", path, "-o", tmp_path / "strict", "--strict"])
+    ds = ingest(path, tmp_path / "out", quiet=True)
+    assert read_meta(ds)["truncated"] is True
+    assert "input is truncated" in capsys.readouterr().err  # the warning says it is partial
+    res = run_cli("ingest", path, "-o", tmp_path / "strict", "--strict", timeout=HANG)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and f"offset {off}" in res.stderr
     assert not (tmp_path / "strict").exists()
@@ -221,3 +214,27 @@ def test_random_byte_flips(tmp_path):
         kind, got = outcome(tmp_path, bytes(data), f"flip{trial}.data")
         if kind == "ok":
             assert got["events"] <= PIPE_SAMPLES
+
+
+def test_lost_records_counted_per_cpu(tmp_path):
+    """LOST and LOST_SAMPLES counts land in meta.json under the CPU of their sample id.
+
+    No capture here lost anything, so two real COMM records (with their sample_id_all
+    trailer: tid, time, cpu, identifier) are rewritten into a LOST and a LOST_SAMPLES."""
+    data = bytearray(PIPE.read_bytes())
+    timed = [(off, size) for off, t, size in records(bytes(data), 16, len(data))
+             if t == 3 and struct.unpack_from("<Q", data, off + size - 24)[0] > 0]
+    (a, a_size), (b, b_size) = timed[0], timed[-1]
+    struct.pack_into("<I", data, a, 2)  # PERF_RECORD_LOST: u64 id, u64 lost, trailer
+    struct.pack_into("<Q", data, a + 16, 1234)
+    struct.pack_into("<I", data, b, 13)  # PERF_RECORD_LOST_SAMPLES: u64 lost, trailer
+    struct.pack_into("<Q", data, b + 8, 77)
+    cpu_a = struct.unpack_from("<I", data, a + a_size - 16)[0]
+    cpu_b = struct.unpack_from("<I", data, b + b_size - 16)[0]
+    kind, meta = outcome(tmp_path, bytes(data))
+    assert kind == "ok" and meta["events"] == PIPE_SAMPLES
+    expected: dict[str, int] = {}
+    for cpu, n in ((cpu_a, 1234), (cpu_b, 77)):
+        expected[str(cpu)] = expected.get(str(cpu), 0) + n
+    assert meta["lost_events"]["per_cpu"] == expected
+    assert meta["lost_events"]["total"] == 1234 + 77
