@@ -105,16 +105,17 @@ pages AS (
 SELECT * FROM pages
 QUALIFY row_number() OVER (PARTITION BY trace, free_seq, page ORDER BY alloc_seq DESC) = 1;
 
+-- Each page of a loose block ends at its first free after the allocation.
+CREATE OR REPLACE VIEW _page_ends AS
+SELECT trace, alloc_seq, any_value(alloc_order) AS alloc_order, page,
+       min(free_seq) AS free_seq, arg_min(free_ts_ns, free_seq) AS free_ts_ns
+FROM _freed_pages
+GROUP BY trace, alloc_seq, page;
+
 -- Loose blocks all of whose pages came back: they end with their last page.
 CREATE OR REPLACE VIEW _piece_pairs AS
-WITH page_end AS (
-    SELECT trace, alloc_seq, any_value(alloc_order) AS alloc_order, page,
-           min(free_seq) AS free_seq, arg_min(free_ts_ns, free_seq) AS free_ts_ns
-    FROM _freed_pages
-    GROUP BY trace, alloc_seq, page
-)
 SELECT trace, alloc_seq, max(free_seq) AS free_seq, arg_max(free_ts_ns, free_seq) AS free_ts_ns
-FROM page_end
+FROM _page_ends
 GROUP BY trace, alloc_seq
 HAVING count(*) = (1 << any_value(alloc_order));
 
@@ -141,6 +142,6 @@ CREATE OR REPLACE VIEW _free_only AS
 SELECT f.trace, f.seq, f.ts_ns, f.pfn, f."order",
        (1 << f."order") - coalesce(o.pages, 0) AS pages
 FROM _frees f
-LEFT JOIN (SELECT trace, free_seq, count(*) AS pages FROM _freed_pages GROUP BY ALL) o
+LEFT JOIN (SELECT trace, free_seq, count(*) AS pages FROM _page_ends GROUP BY ALL) o
        ON f.trace = o.trace AND f.seq = o.free_seq
 WHERE f.whole_of IS NULL AND coalesce(o.pages, 0) < (1 << f."order");

@@ -145,12 +145,22 @@ class Database:
               ) -> pa.Table:
         """The result of `query` as an Arrow table; errors as `QueryError`."""
         rel = self.sql(query, params)
-        if rel is None:
+        if rel is None:  # a PRAGMA with no result
             return pa.table({})
         try:
-            return rel.arrow()
+            result = rel.arrow()
         except duckdb.Error as e:
             raise QueryError(f"{_first_line(e)} in: {_one_line(query)}") from None
+        # DuckDB 1.4+ hands out a stream, earlier versions a table.
+        return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+
+    def fetch_query(self, name: str, params: Mapping[str, str | None] | None = None
+                    ) -> pa.Table:
+        """The result of the named query `name` as an Arrow table."""
+        from replay.queries import named_query
+
+        q = named_query(name)
+        return self.fetch(q.sql, q.bind(dict(params or {})))
 
     def close(self) -> None:
         """Close the DuckDB connection."""
