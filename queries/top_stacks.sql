@@ -6,7 +6,7 @@
 -- @param order INTEGER NULL  only this order (NULL: every order)
 -- @param top INTEGER 10  call paths kept per order
 -- @param depth INTEGER 6  frames shown per call path
--- @param skip VARCHAR ^_*(alloc|get_free|get_zeroed|folio_alloc|vma_alloc)_?\w*(pages|folio|mpol)\w*  regex of allocator frames to skip
+-- @param skip VARCHAR ^_*((alloc|get_free|get_zeroed)_(frozen_)?pages?|folio_alloc|vma_alloc_folio)  regex of page-allocator frames to skip
 -- Columns:
 --   trace      dataset
 --   order      allocation order
