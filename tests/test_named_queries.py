@@ -8,12 +8,16 @@ flags, and a second time window.
 
 from __future__ import annotations
 
+import lzma
+import re
 import textwrap
+from collections import Counter
 
 import pytest
 
 from replay.database import open_datasets
 from replay.queries import named_queries
+from tests.conftest import SAMPLES
 
 TRACE = """
 # tracer: nop
@@ -191,3 +195,41 @@ def test_header_documents_question_params_and_columns(db, name):
     if not q.params:
         assert "Parameters: none." in header
     assert _documented_columns(q.sql) == db.fetch_query(name).column_names
+
+
+# --- a real trace against counts made independently, over the text itself ----------
+
+EVENT_LINE = re.compile(r"\]\s+\S+\s+\d+\.\d+: (mm_page_\w+): (.*)$")
+
+
+def _count(path):
+    """(event, order) counts, successful (order, migratetype) and gfp_flags counts."""
+    by_event, by_mt, by_gfp = Counter(), Counter(), Counter()
+    with lzma.open(path, "rt") as fh:
+        for line in fh:
+            m = EVENT_LINE.search(line)
+            if not m:
+                continue
+            fields = dict(kv.split("=", 1) for kv in m[2].split() if "=" in kv)
+            if "order" in fields:
+                by_event[m[1], int(fields["order"])] += 1
+            if m[1] == "mm_page_alloc":
+                by_gfp[fields["gfp_flags"]] += 1
+                if not re.fullmatch(r"0+|\(null\)|\(nil\)", fields["page"]):  # failed
+                    by_mt[int(fields["order"]), int(fields["migratetype"])] += 1
+    return by_event, by_mt, by_gfp
+
+
+def test_real_trace_counts(tmp_path):
+    from replay.ingestion import ingest
+
+    path = SAMPLES / "ftrace-thp.trace.txt.xz"
+    by_event, by_mt, by_gfp = _count(path)
+    with open_datasets([ingest(path, tmp_path / "thp", quiet=True)]) as db:
+        hist = db.fetch_query("order_histogram").to_pylist()
+        mts = db.fetch_query("order_migratetype").to_pylist()
+        gfps = db.fetch_query("gfp_flags").to_pylist()
+    assert {(r["event"], r["order"]): r["requests"] for r in hist} == by_event
+    assert {(r["order"], r["migratetype"]): r["requests"] for r in mts} == by_mt
+    assert {r["gfp_flags"]: r["requests"] for r in gfps} == by_gfp
+    assert sum(by_mt.values()) == 7164  # sample_traces/README.md: mm_page_alloc events
