@@ -24,7 +24,9 @@
 -- "whole" pairs; only blocks left unpaired are matched page by page, through an
 -- equi-join on the pageblock (pfn >> 9) with range conditions, and only over the pages
 -- that loose frees actually return, so an order-9 block costs nothing unless it comes
--- back in pieces.
+-- back in pieces. View _pairing computes it all once (materialized CTEs); allocs and
+-- _free_only read their part of it. Internally datasets are told apart by their number
+-- (_events._trace): window partitions on a string key cost twice as much.
 --
 -- Columns of allocs:
 --   trace        dataset the allocation comes from
@@ -41,107 +43,126 @@
 --   migratetype  the kernel's migratetype number (names: migratetype_name())
 --   cpu, pid, comm, context, stack_id   of the allocating event
 
-CREATE OR REPLACE VIEW _page_events AS
-SELECT trace, seq, ts_ns, event, pfn, "order",
-       -- the last event of this pfn other than a batched free, before this one
-       last_value(CASE WHEN event <> 'mm_page_free_batched'
-                       THEN {'event': event, 'seq': seq, 'order': "order"} END IGNORE NULLS)
-           OVER (PARTITION BY trace, pfn ORDER BY seq
-                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev
-FROM events
-WHERE pfn IS NOT NULL
-  AND event IN ('mm_page_alloc', 'mm_page_free', 'mm_page_free_batched');
-
+CREATE OR REPLACE VIEW _pairing AS
+WITH page_events AS MATERIALIZED (
+    SELECT _trace, seq, ts_ns, event, pfn, "order",
+           -- the last event of this pfn other than a batched free, before this one
+           last_value(CASE WHEN event <> 'mm_page_free_batched'
+                           THEN {'event': event, 'seq': seq, 'order': "order"} END IGNORE NULLS)
+               OVER (PARTITION BY _trace, pfn ORDER BY seq
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev
+    FROM _events
+    WHERE pfn IS NOT NULL
+      AND event IN ('mm_page_alloc', 'mm_page_free', 'mm_page_free_batched')
+),
 -- Frees that free something: every mm_page_free, and batched frees not repeating one.
 -- whole_of: the allocation this free ends whole (same pfn and order, nothing between).
-CREATE OR REPLACE VIEW _frees AS
-SELECT trace, seq, ts_ns, pfn, coalesce("order", 0) AS "order",
-       CASE WHEN prev.event = 'mm_page_alloc' AND prev."order" = coalesce("order", 0)
-            THEN prev.seq END AS whole_of
-FROM _page_events
-WHERE event = 'mm_page_free'
-   OR (event = 'mm_page_free_batched' AND prev.event IS DISTINCT FROM 'mm_page_free');
-
-CREATE OR REPLACE VIEW _whole_pairs AS
-SELECT trace, whole_of AS alloc_seq, min(seq) AS free_seq, arg_min(ts_ns, seq) AS free_ts_ns
-FROM _frees
-WHERE whole_of IS NOT NULL
-GROUP BY trace, whole_of;
-
+frees AS MATERIALIZED (
+    SELECT _trace, seq, ts_ns, pfn, coalesce("order", 0) AS "order",
+           CASE WHEN prev.event = 'mm_page_alloc' AND prev."order" = coalesce("order", 0)
+                THEN prev.seq END AS whole_of
+    FROM page_events
+    WHERE event = 'mm_page_free'
+       OR (event = 'mm_page_free_batched' AND prev.event IS DISTINCT FROM 'mm_page_free')
+),
+whole AS MATERIALIZED (
+    SELECT _trace, whole_of AS alloc_seq, min(seq) AS free_seq,
+           arg_min(ts_ns, seq) AS free_ts_ns
+    FROM frees
+    WHERE whole_of IS NOT NULL
+    GROUP BY _trace, whole_of
+),
 -- Blocks of order > 0 that no single free ended, and frees that ended no block whole,
 -- each listed once per pageblock (pfn >> 9) it touches, for the equi-join below.
-CREATE OR REPLACE VIEW _loose_blocks AS
-SELECT a.trace, a.seq, a.pfn, a."order",
-       unnest(range(a.pfn >> 9, ((a.pfn + (1 << a."order") - 1) >> 9) + 1)) AS block
-FROM _page_events a
-ANTI JOIN _whole_pairs w ON a.trace = w.trace AND a.seq = w.alloc_seq
-WHERE a.event = 'mm_page_alloc' AND a."order" > 0;
-
-CREATE OR REPLACE VIEW _loose_frees AS
-SELECT trace, seq, ts_ns, pfn, "order",
-       unnest(range(pfn >> 9, ((pfn + (1 << "order") - 1) >> 9) + 1)) AS block
-FROM _frees
-WHERE whole_of IS NULL;
-
--- Pages of loose blocks returned by loose frees: each freed page goes to the latest
--- block that covered it before the free.
-CREATE OR REPLACE VIEW _freed_pages AS
-WITH overlap AS (
-    SELECT DISTINCT b.trace, b.seq AS alloc_seq, b.pfn AS alloc_pfn, b."order" AS alloc_order,
+loose_blocks AS (
+    SELECT a._trace, a.seq, a.pfn, a."order",
+           unnest(range(a.pfn >> 9, ((a.pfn + (1 << a."order") - 1) >> 9) + 1)) AS block
+    FROM page_events a
+    ANTI JOIN whole w ON a._trace = w._trace AND a.seq = w.alloc_seq
+    WHERE a.event = 'mm_page_alloc' AND a."order" > 0
+),
+loose_frees AS (
+    SELECT _trace, seq, ts_ns, pfn, "order",
+           unnest(range(pfn >> 9, ((pfn + (1 << "order") - 1) >> 9) + 1)) AS block
+    FROM frees
+    WHERE whole_of IS NULL
+),
+overlap AS (
+    SELECT DISTINCT b._trace, b.seq AS alloc_seq, b.pfn AS alloc_pfn, b."order" AS alloc_order,
            f.seq AS free_seq, f.ts_ns AS free_ts_ns, f.pfn AS free_pfn, f."order" AS free_order
-    FROM _loose_blocks b
-    JOIN _loose_frees f ON b.trace = f.trace AND b.block = f.block
+    FROM loose_blocks b
+    JOIN loose_frees f ON b._trace = f._trace AND b.block = f.block
     WHERE f.seq > b.seq
       AND f.pfn < b.pfn + (1 << b."order")
       AND b.pfn < f.pfn + (1 << f."order")
 ),
-pages AS (
-    SELECT trace, alloc_seq, alloc_order, free_seq, free_ts_ns,
+-- Pages of loose blocks returned by loose frees: each freed page goes to the latest
+-- block that covered it before the free...
+overlap_pages AS (
+    SELECT _trace, alloc_seq, alloc_order, free_seq, free_ts_ns,
            unnest(range(greatest(alloc_pfn, free_pfn),
                         least(alloc_pfn + (1 << alloc_order), free_pfn + (1 << free_order))))
                AS page
     FROM overlap
-)
-SELECT * FROM pages
-QUALIFY row_number() OVER (PARTITION BY trace, free_seq, page ORDER BY alloc_seq DESC) = 1;
-
--- Each page of a loose block ends at its first free after the allocation.
-CREATE OR REPLACE VIEW _page_ends AS
-SELECT trace, alloc_seq, any_value(alloc_order) AS alloc_order, page,
-       min(free_seq) AS free_seq, arg_min(free_ts_ns, free_seq) AS free_ts_ns
-FROM _freed_pages
-GROUP BY trace, alloc_seq, page;
-
+),
+freed_pages AS (
+    SELECT * FROM overlap_pages
+    QUALIFY row_number() OVER (PARTITION BY _trace, free_seq, page ORDER BY alloc_seq DESC) = 1
+),
+-- ...and each page of a loose block ends at its first free after the allocation.
+page_ends AS MATERIALIZED (
+    SELECT _trace, alloc_seq, any_value(alloc_order) AS alloc_order, page,
+           min(free_seq) AS free_seq, arg_min(free_ts_ns, free_seq) AS free_ts_ns
+    FROM freed_pages
+    GROUP BY _trace, alloc_seq, page
+),
 -- Loose blocks all of whose pages came back: they end with their last page.
-CREATE OR REPLACE VIEW _piece_pairs AS
-SELECT trace, alloc_seq, max(free_seq) AS free_seq, arg_max(free_ts_ns, free_seq) AS free_ts_ns
-FROM _page_ends
-GROUP BY trace, alloc_seq
-HAVING count(*) = (1 << any_value(alloc_order));
+pieces AS (
+    SELECT _trace, alloc_seq, max(free_seq) AS free_seq,
+           arg_max(free_ts_ns, free_seq) AS free_ts_ns
+    FROM page_ends
+    GROUP BY _trace, alloc_seq
+    HAVING count(*) = (1 << any_value(alloc_order))
+),
+-- Frees (or the pages of frees) that end no allocation of the trace.
+free_only AS (
+    SELECT f._trace, f.seq, f.ts_ns, f.pfn, f."order",
+           (1 << f."order") - coalesce(o.pages, 0) AS pages
+    FROM frees f
+    LEFT JOIN (SELECT _trace, free_seq, count(*) AS pages FROM page_ends GROUP BY ALL) o
+           ON f._trace = o._trace AND f.seq = o.free_seq
+    WHERE f.whole_of IS NULL AND coalesce(o.pages, 0) < (1 << f."order")
+)
+SELECT 'whole' AS kind, _trace, alloc_seq, free_seq, free_ts_ns,
+       NULL::BIGINT AS pfn, NULL::SMALLINT AS "order", NULL::BIGINT AS pages
+FROM whole
+UNION ALL
+SELECT 'pages', _trace, alloc_seq, free_seq, free_ts_ns, NULL, NULL, NULL
+FROM pieces
+UNION ALL
+SELECT 'free-only', _trace, NULL, seq, ts_ns, pfn, "order", pages
+FROM free_only;
 
 CREATE OR REPLACE VIEW allocs AS
 SELECT e.trace,
        e.seq AS alloc_seq,
        e.ts_ns AS alloc_ts_ns,
-       coalesce(w.free_seq, p.free_seq) AS free_seq,
-       coalesce(w.free_ts_ns, p.free_ts_ns) AS free_ts_ns,
-       coalesce(w.free_ts_ns, p.free_ts_ns) - e.ts_ns AS lifetime_ns,
-       CASE WHEN w.free_seq IS NOT NULL THEN 'whole'
-            WHEN p.free_seq IS NOT NULL THEN 'pages' END AS freed_as,
+       p.free_seq,
+       p.free_ts_ns,
+       p.free_ts_ns - e.ts_ns AS lifetime_ns,
+       p.kind AS freed_as,
        e.pfn, e."order", e.gfp, e.gfp_flags, e.migratetype,
        e.cpu, e.pid, e.comm, e.context, e.stack_id
-FROM events e
-LEFT JOIN _whole_pairs w ON e.trace = w.trace AND e.seq = w.alloc_seq
-LEFT JOIN _piece_pairs p ON e.trace = p.trace AND e.seq = p.alloc_seq
+FROM _events e
+LEFT JOIN (SELECT * FROM _pairing WHERE kind <> 'free-only') p
+       ON e._trace = p._trace AND e.seq = p.alloc_seq
 WHERE e.event = 'mm_page_alloc' AND e.pfn IS NOT NULL;
 
 -- Frees (or the pages of frees) that end no allocation of the trace: "free-only".
 --   trace, seq, ts_ns, pfn, order   of the free event
 --   pages   pages of it that ended no allocation (2^order unless it also ended pieces)
 CREATE OR REPLACE VIEW _free_only AS
-SELECT f.trace, f.seq, f.ts_ns, f.pfn, f."order",
-       (1 << f."order") - coalesce(o.pages, 0) AS pages
-FROM _frees f
-LEFT JOIN (SELECT trace, free_seq, count(*) AS pages FROM _page_ends GROUP BY ALL) o
-       ON f.trace = o.trace AND f.seq = o.free_seq
-WHERE f.whole_of IS NULL AND coalesce(o.pages, 0) < (1 << f."order");
+SELECT t.trace, p.free_seq AS seq, p.free_ts_ns AS ts_ns, p.pfn, p."order", p.pages
+FROM _pairing p
+JOIN _traces t ON t._trace = p._trace
+WHERE p.kind = 'free-only';

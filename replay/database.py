@@ -136,10 +136,7 @@ class Database:
     def query(self, name: str, params: Mapping[str, str | None] | None = None
               ) -> duckdb.DuckDBPyRelation:
         """Run the named query `name` (queries/NAME.sql) with parameters given as text."""
-        from replay.queries import named_query
-
-        q = named_query(name)
-        return self.sql(q.sql, q.bind(dict(params or {})))
+        return self.sql(*_named(name, params))
 
     def fetch(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None
               ) -> pa.Table:
@@ -149,18 +146,15 @@ class Database:
             return pa.table({})
         try:
             result = rel.arrow()
+            # DuckDB 1.4+ hands out a stream, earlier versions a table.
+            return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
         except duckdb.Error as e:
             raise QueryError(f"{_first_line(e)} in: {_one_line(query)}") from None
-        # DuckDB 1.4+ hands out a stream, earlier versions a table.
-        return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
 
     def fetch_query(self, name: str, params: Mapping[str, str | None] | None = None
                     ) -> pa.Table:
         """The result of the named query `name` as an Arrow table."""
-        from replay.queries import named_query
-
-        q = named_query(name)
-        return self.fetch(q.sql, q.bind(dict(params or {})))
+        return self.fetch(*_named(name, params))
 
     def close(self) -> None:
         """Close the DuckDB connection."""
@@ -173,6 +167,14 @@ class Database:
         self.close()
 
 
+def _named(name: str, params: Mapping[str, str | None] | None) -> tuple[str, dict[str, Any]]:
+    """The SQL of the named query `name` and its bound parameter values."""
+    from replay.queries import named_query
+
+    q = named_query(name)
+    return q.sql, q.bind(dict(params or {}))
+
+
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
@@ -181,8 +183,10 @@ def _union(parts: Iterable[str]) -> str:
     return "\nUNION ALL BY NAME\n".join(parts)
 
 
-def _read_parquet(path: Path, trace: str) -> str:
-    return f"SELECT *, {_sql_string(trace)} AS trace FROM read_parquet({_sql_string(str(path))})"
+def _read_parquet(path: Path, trace: str, number: int | None = None) -> str:
+    extra = "" if number is None else f", {number:d}::SMALLINT AS _trace"
+    return (f"SELECT *, {_sql_string(trace)} AS trace{extra} "
+            f"FROM read_parquet({_sql_string(str(path))})")
 
 
 def open_datasets(paths: Sequence[Path | str]) -> Database:
@@ -203,6 +207,7 @@ def open_datasets(paths: Sequence[Path | str]) -> Database:
     ]
     con = duckdb.connect(":memory:")
     try:
+        con.execute("SET enable_progress_bar = false")  # stdout is for results
         _define_views(con, datasets)
         # From here on DuckDB may read the datasets and nothing else.
         dirs = [str(d.path.resolve()) for d in datasets]
@@ -229,7 +234,14 @@ def _define_views(con: duckdb.DuckDBPyConnection, datasets: list[Dataset]) -> No
              d.meta.get("page_size"), d.meta.get("events"), span.get("first_ts_ns"),
              span.get("last_ts_ns"), (d.meta.get("lost_events") or {}).get("total")],
         )
-    con.execute(f"CREATE VIEW events AS {_union(_read_parquet(d.path / EVENTS_FILE, d.trace) for d in datasets)}")
+    # _events also numbers the datasets (_trace), for the pairing's window partitions.
+    con.execute("CREATE TABLE _traces (_trace SMALLINT, trace VARCHAR)")
+    con.executemany("INSERT INTO _traces VALUES (?, ?)",
+                    [[i, d.trace] for i, d in enumerate(datasets)])
+    events = _union(_read_parquet(d.path / EVENTS_FILE, d.trace, number=i)
+                    for i, d in enumerate(datasets))
+    con.execute(f"CREATE VIEW _events AS {events}")
+    con.execute("CREATE VIEW events AS SELECT * EXCLUDE (_trace) FROM _events")
     with_stacks = [d for d in datasets if (d.path / STACKS_FILE).is_file()]
     stacks = _union(_read_parquet(d.path / STACKS_FILE, d.trace) for d in with_stacks)
     con.execute(f"CREATE VIEW stacks AS {stacks or _empty_stacks()}")

@@ -66,8 +66,11 @@ def replicate(source: Path, out: Path, target: int) -> int:
     span = (meta["time_span"]["duration_ns"] or 0) + 1
     copies = math.ceil(target / n)
     cols = [f'"{f.name}"' for f in EVENTS]
-    shifted = {'"seq"': f'"seq" + {{k}}::BIGINT * {n}', '"ts_ns"': f'"ts_ns" + {{k}}::BIGINT * {span}',
-               '"pfn"': f'"pfn" + {{k}}::BIGINT * {PFN_SHIFT}'}
+    shifted = {
+        '"seq"': f'"seq" + {{k}}::BIGINT * {n}',
+        '"ts_ns"': f'"ts_ns" + {{k}}::BIGINT * {span}',
+        '"pfn"': f'"pfn" + {{k}}::BIGINT * {PFN_SHIFT}',
+    }
     select = ", ".join(f"{shifted.get(c, c)} AS {c}" for c in cols)
     src = str(source / EVENTS_FILE)
     union = "\nUNION ALL\n".join(
