@@ -191,7 +191,7 @@ def _write(table, fmt: str, output: Optional[Path], force: bool) -> None:  # noq
 
 @app.command()
 def sql(
-    datasets: Annotated[list[Path], typer.Argument(
+    args: Annotated[list[str], typer.Argument(
         help="Dataset directories (views: events, allocs, stacks, datasets; requests and "
              "runs after a replay), then the SQL query as the last argument.",
         metavar="DATASET... SQL")],
@@ -204,10 +204,10 @@ def sql(
     """Run a read-only SQL query over one or more datasets."""
     from replay.database import open_datasets
 
-    if len(datasets) < 2:
+    if len(args) < 2:
         raise typer.BadParameter("give at least one DATASET and the SQL query")
-    query = str(datasets[-1])
-    with open_datasets(datasets[:-1]) as db:
+    *datasets, query = args  # the SQL stays text: a Path would fold "//" (integer division)
+    with open_datasets([Path(d) for d in datasets]) as db:
         _write(db.fetch(query), fmt, output, force)
 
 

@@ -85,6 +85,11 @@ def test_sql_formats_and_output_file(cli, ds, tmp_path):
     assert out.read_text().splitlines()[1].split() == ["mm_page_alloc", "0", "1"]
 
 
+def test_sql_text_kept_as_given(cli, ds):
+    r = cli("sql", ds, "SELECT 7 // 2 AS q", "--format", "csv")
+    assert r.stdout.splitlines() == ['"q"', "3"]
+
+
 def test_sql_error_is_one_line_with_the_query(cli, ds):
     line = _error_line(cli("sql", ds, "SELECT nope FROM events"))
     assert "nope" in line and "SELECT nope FROM events" in line
