@@ -8,7 +8,9 @@ Access is read-only: only queries run, and DuckDB may read nothing but the datas
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -208,6 +210,9 @@ def open_datasets(paths: Sequence[Path | str]) -> Database:
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET enable_progress_bar = false")  # stdout is for results
+        # Spill big sorts to the system temp directory, never into the caller's cwd.
+        con.execute("SET temp_directory = $dir",
+                    {"dir": str(Path(tempfile.gettempdir()) / f"replay-duckdb-{os.getpid()}")})
         _define_views(con, datasets)
         # From here on DuckDB may read the datasets and nothing else.
         dirs = [str(d.path.resolve()) for d in datasets]

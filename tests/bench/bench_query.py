@@ -78,6 +78,7 @@ def replicate(source: Path, out: Path, target: int) -> int:
     out.mkdir()
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = true")
+    con.execute("SET temp_directory = $dir", {"dir": str(out.parent / "duckdb-tmp")})
     con.execute(f"COPY ({union}) TO '{out / EVENTS_FILE}' "
                 "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1048576)")
     meta["events"] = n * copies
