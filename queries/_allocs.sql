@@ -24,8 +24,8 @@
 -- "whole" pairs; only blocks left unpaired are matched page by page, through an
 -- equi-join on the pageblock (pfn >> 9) with range conditions, and only over the pages
 -- that loose frees actually return, so an order-9 block costs nothing unless it comes
--- back in pieces. View _pairing computes it all once (materialized CTEs); allocs and
--- _free_only read their part of it. Internally datasets are told apart by their number
+-- back in pieces. View _pairing computes it all once (materialized CTEs); allocs,
+-- _frees and _free_only read their part of it. Internally datasets are told apart by their number
 -- (_events._trace): window partitions on a string key cost twice as much.
 --
 -- Columns of allocs:
@@ -141,7 +141,10 @@ SELECT 'pages', _trace, alloc_seq, free_seq, free_ts_ns, NULL, NULL, NULL
 FROM pieces
 UNION ALL
 SELECT 'free-only', _trace, NULL, seq, ts_ns, pfn, "order", pages
-FROM free_only;
+FROM free_only
+UNION ALL
+SELECT 'free', _trace, whole_of, seq, ts_ns, pfn, "order", 1::BIGINT << "order"
+FROM frees;
 
 CREATE OR REPLACE VIEW allocs AS
 SELECT e.trace,
@@ -154,9 +157,18 @@ SELECT e.trace,
        e.pfn, e."order", e.gfp, e.gfp_flags, e.migratetype,
        e.cpu, e.pid, e.comm, e.context, e.stack_id
 FROM _events e
-LEFT JOIN (SELECT * FROM _pairing WHERE kind <> 'free-only') p
+LEFT JOIN (SELECT * FROM _pairing WHERE kind IN ('whole', 'pages')) p
        ON e._trace = p._trace AND e.seq = p.alloc_seq
 WHERE e.event = 'mm_page_alloc' AND e.pfn IS NOT NULL;
+
+-- Every free that frees something (mm_page_free, batched frees not repeating one).
+--   trace, seq, ts_ns, pfn, order   of the free event
+--   pages   2^order
+CREATE OR REPLACE VIEW _frees AS
+SELECT t.trace, p.free_seq AS seq, p.free_ts_ns AS ts_ns, p.pfn, p."order", p.pages
+FROM _pairing p
+JOIN _traces t ON t._trace = p._trace
+WHERE p.kind = 'free';
 
 -- Frees (or the pages of frees) that end no allocation of the trace: "free-only".
 --   trace, seq, ts_ns, pfn, order   of the free event

@@ -46,15 +46,15 @@ def page_stat(db: Database, kernel: str | None = None) -> str:
     kinds = db.fetch_query("alloc_free").to_pylist()
     table = db.fetch_query("order_migratetype", {"kernel": kernel}).to_pylist()
     totals = db.fetch("""
+        WITH a AS (SELECT trace, count(*) AS n, sum(pages("order"))::BIGINT AS pages
+                   FROM events WHERE event = 'mm_page_alloc' GROUP BY trace),
+             f AS (SELECT trace, count(*) AS n, sum(pages)::BIGINT AS pages
+                   FROM _frees GROUP BY trace)
         SELECT d.trace, coalesce(d.page_size, $default_page_size) AS page_size,
-               (SELECT count(*) FROM events e
-                WHERE e.trace = d.trace AND e.event = 'mm_page_alloc') AS allocs,
-               (SELECT coalesce(sum(pages(e."order")), 0)::BIGINT FROM events e
-                WHERE e.trace = d.trace AND e.event = 'mm_page_alloc') AS alloc_pages,
-               (SELECT count(*) FROM _frees f WHERE f.trace = d.trace) AS frees,
-               (SELECT coalesce(sum(pages(f."order")), 0)::BIGINT FROM _frees f
-                WHERE f.trace = d.trace) AS free_pages
-        FROM datasets d""", {"default_page_size": DEFAULT_PAGE_SIZE}).to_pylist()
+               coalesce(a.n, 0) AS allocs, coalesce(a.pages, 0) AS alloc_pages,
+               coalesce(f.n, 0) AS frees, coalesce(f.pages, 0) AS free_pages
+        FROM datasets d LEFT JOIN a ON a.trace = d.trace LEFT JOIN f ON f.trace = d.trace
+        ORDER BY d.trace""", {"default_page_size": DEFAULT_PAGE_SIZE}).to_pylist()
     out = []
     for t in totals:
         trace, page_size = t["trace"], t["page_size"]
