@@ -192,8 +192,8 @@ def _write(table, fmt: str, output: Optional[Path], force: bool) -> None:  # noq
 @app.command()
 def sql(
     args: Annotated[list[str], typer.Argument(
-        help="Dataset directories (views: events, allocs, stacks, datasets; requests and "
-             "runs after a replay), then the SQL query as the last argument.",
+        help="Dataset directories (views: events, allocs, stacks, datasets; requests, runs "
+             "and series after replay simulate), then the SQL query as the last argument.",
         metavar="DATASET... SQL")],
     fmt: Annotated[str, typer.Option("--format", help=_FORMAT_HELP)] = "table",
     output: Annotated[Optional[Path], typer.Option("-o", "--output",

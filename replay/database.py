@@ -1,4 +1,4 @@
-"""Datasets as DuckDB views: `events`, `allocs`, `stacks`, `requests`, `runs`, `datasets`.
+"""Datasets as DuckDB views: `events`, `allocs`, `stacks`, `requests`, `runs`, `series`.
 
 `open_datasets` opens one or several dataset directories in an in-memory DuckDB whose
 views read the Parquet files in place (nothing is loaded into pandas unless a caller asks
@@ -27,8 +27,8 @@ from replay.schema import CONTEXT_HARDIRQ, CONTEXT_NMI, CONTEXT_SOFTIRQ, STACKS
 #: Internal view scripts in `queries/`, run in this order once the base views exist.
 VIEW_SCRIPTS = ("_macros.sql", "_allocs.sql")
 
-#: Engine outputs (written under `sim/` by `replay replay`), viewed when present.
-SIM_VIEWS = {"requests": "sim/requests.parquet", "runs": "sim/runs.parquet"}
+#: Engine outputs (written under `sim/` by `replay simulate`), viewed when present.
+SIM_VIEWS = {name: f"sim/{name}.parquet" for name in ("requests", "runs", "series")}
 
 #: Statement kinds a query may be: nothing that writes, attaches, installs or configures.
 _READ_ONLY = {
@@ -195,9 +195,9 @@ def open_datasets(paths: Sequence[Path | str]) -> Database:
     """Open dataset directories in DuckDB with the views every query may use.
 
     Views: `events` (events.parquet), `stacks` (stacks.parquet; empty with the STACKS
-    columns where a dataset has none), `allocs` (queries/_allocs.sql), `requests` and
-    `runs` (sim/*.parquet, when any dataset has them), each with a `trace` column; table
-    `datasets`: one row per dataset with its provenance from meta.json.
+    columns where a dataset has none), `allocs` (queries/_allocs.sql), `requests`, `runs`
+    and `series` (sim/*.parquet from `replay simulate`, when any dataset has them), each
+    with a `trace` column; table `datasets`: one row per dataset with its provenance.
     """
     if not paths:
         raise InputError(".", "no dataset given")
