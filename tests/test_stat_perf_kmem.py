@@ -1,7 +1,7 @@
 """`replay stat` against `perf kmem --page stat` on the same real perf.data.
 
-sample_traces/ holds a real perf.data, the `perf script` text of it (which replay
-ingests) and perf kmem's own output for it. Total allocation requests and every cell of
+sample_traces/ holds a real perf.data, the `perf script` text of it and perf kmem's own
+output for it; replay ingests both the text and the perf.data itself. Total allocation requests and every cell of
 the order x migratetype table must agree; the columns must carry the traced kernel's
 names (perf kmem prints pre-4.4 labels: on 6.18 its "Reclaimable" is MOVABLE).
 """
@@ -44,14 +44,20 @@ def _table(text: str) -> tuple[list[str], dict[tuple[int, int], int]]:
     return header, cells
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ingest.text_perf") is None,
-                    reason="the perf script text reader (ingest/text_perf.py) is not built yet")
-@pytest.mark.parametrize("name", ["perf-nog"])
-def test_stat_matches_perf_kmem(tmp_path, name):
+def _reader(module: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(importlib.util.find_spec(module) is None,
+                              reason=f"reader {module} not built yet")
+
+
+@pytest.mark.parametrize("name, source", [
+    pytest.param("perf-nog", "perf-nog.perf-script.txt.xz", marks=_reader("ingest.text_perf")),
+    pytest.param("perf-nog", "perf-nog.perf.data", marks=_reader("ingest.perf_data")),
+], ids=["perf-script-text", "perf.data"])
+def test_stat_matches_perf_kmem(tmp_path, name, source):
     from replay.ingestion import ingest
 
     perf = (SAMPLES / f"{name}.perf-kmem-stat.txt").read_text()
-    ds = ingest(SAMPLES / f"{name}.perf-script.txt.xz", tmp_path / name, quiet=True)
+    ds = ingest(SAMPLES / source, tmp_path / name, quiet=True)
     with open_datasets([ds]) as db:
         ours = page_stat(db)
 
