@@ -26,7 +26,7 @@ from ingest.event_format import (
 )
 from replay.dataset import DatasetWriter
 from replay.errors import InputError, TracingError
-from replay.progress import progress_bar, warn
+from replay.progress import progress_bar
 from replay.schema import EVENT_ALIASES
 from replay.snapshots import take_kpageflags, take_proc_snapshots
 from replay.spool import CpuSpooler, start_spoolers
