@@ -73,8 +73,11 @@ def record(opts: RecordOptions) -> Path:
                 cap = Capture(root, opts.events, writer, Path(tmp), buffer_kb=opts.buffer_kb,
                               duration=opts.duration, command=opts.command,
                               kpageflags=opts.kpageflags, quiet=opts.quiet).run()
+                decode_start = time.monotonic()
                 stats = _write_events(writer, cap, opts.quiet)
-                writer.commit(_meta(root, cap, stats, opts))
+                meta = _meta(root, cap, stats, opts)
+                meta["recording"]["decode_seconds"] = round(time.monotonic() - decode_start, 3)
+                writer.commit(meta)
         finally:
             if mounted:
                 unmount_tracefs(root)
