@@ -67,13 +67,22 @@ _ABSENT, _ZERO, _ORDER_IS_0 = -1, -2, -3
 @numba.njit(cache=True, inline="always")
 def _read(buf, p, size, signed, big):
     """The `size`-byte integer at buf[p], sign-extended when `signed`, as int64 bits."""
-    v = np.uint64(0)
     if big:
+        v = np.uint64(0)
         for k in range(size):
             v = (v << np.uint64(8)) | np.uint64(buf[p + k])
+    elif size == 8:
+        v = (np.uint64(buf[p]) | np.uint64(buf[p + 1]) << np.uint64(8)
+             | np.uint64(buf[p + 2]) << np.uint64(16) | np.uint64(buf[p + 3]) << np.uint64(24)
+             | np.uint64(buf[p + 4]) << np.uint64(32) | np.uint64(buf[p + 5]) << np.uint64(40)
+             | np.uint64(buf[p + 6]) << np.uint64(48) | np.uint64(buf[p + 7]) << np.uint64(56))
+    elif size == 4:
+        v = (np.uint64(buf[p]) | np.uint64(buf[p + 1]) << np.uint64(8)
+             | np.uint64(buf[p + 2]) << np.uint64(16) | np.uint64(buf[p + 3]) << np.uint64(24))
+    elif size == 2:
+        v = np.uint64(buf[p]) | np.uint64(buf[p + 1]) << np.uint64(8)
     else:
-        for k in range(size):
-            v |= np.uint64(buf[p + k]) << np.uint64(8 * k)
+        v = np.uint64(buf[p])
     if signed and size < 8:
         sign = np.uint64(1) << np.uint64(8 * size - 1)
         if v & sign:
@@ -81,10 +90,24 @@ def _read(buf, p, size, signed, big):
     return np.int64(v)
 
 
+# output arrays of the decode kernel, by dtype: column -> (group, row in the group)
+_GROUPS = {"pid": (0, 0), "context": (1, 0), "pfn": (2, 0), "page": (2, 1), "gfp": (2, 2),
+           "order": (3, 0), "migratetype": (3, 1), "alloc_order": (3, 2),
+           "fallback_order": (3, 3), "alloc_migratetype": (3, 4),
+           "fallback_migratetype": (3, 5), "change_ownership": (4, 0),
+           "percpu_refill": (4, 1)}
+_GROUP_OF = np.array([_GROUPS[c][0] for c in _COLUMNS], np.int64)
+_ROW_OF = np.array([_GROUPS[c][1] for c in _COLUMNS], np.int64)
+
+
 @numba.njit(cache=True, nogil=True)
-def _decode(buf, offset, length, ct_off, ct_size, big, code_of_id, needed, spec,
-            index, code, values, valid, other, bad):
-    """Classify records by common_type and read every column of the page events."""
+def _decode(buf, offset, length, ct_off, ct_size, big, code_of_id, needed, nfields, spec,
+            group_of, row_of, index, code, other, bad,
+            o_pid, o_ctx, o64, o16, o8, valid, nvalid):
+    """Classify records by common_type and read the fields of the page events into typed
+    column arrays (one row per column: sequential writes). `spec[k, j]` = (column, offset,
+    size, signed) of the j-th of the `nfields[k]` fields of event k; `valid` must come
+    zeroed (absent columns stay null)."""
     npage = nother = nbad = 0
     pfn_col, page_col, order_col = 2, 3, 4
     for i in range(len(offset)):
@@ -105,27 +128,44 @@ def _decode(buf, offset, length, ct_off, ct_size, big, code_of_id, needed, spec,
             continue
         index[npage] = i
         code[npage] = k
-        for c in range(spec.shape[1]):
-            off = spec[k, c, 0]
+        for j in range(nfields[k]):  # only the columns this event has
+            c = spec[k, j, 0]
+            off = spec[k, j, 1]
+            ok = True
             if off >= 0:
-                v = _read(buf, o + off, spec[k, c, 1], spec[k, c, 2] != 0, big)
-                ok = True
+                size = spec[k, j, 2]
+                v = _read(buf, o + off, size, spec[k, j, 3] != 0, big)
                 if c == pfn_col:  # a failed allocation stores pfn -1 (4.1+, a26c2565e1c0)
-                    size = spec[k, c, 1]
                     ok = v != -1 and (size == 8 or v != (np.int64(1) << (8 * size)) - 1)
                 elif c == page_col:  # before 4.1: a NULL struct page * is a failure
                     ok = v != 0
-                values[npage, c] = v
-                valid[npage, c] = ok
             elif off == _ZERO:
-                values[npage, c] = 0
-                valid[npage, c] = True
-            elif off == _ORDER_IS_0:
-                values[npage, c] = 1 if values[npage, order_col] == 0 else 0
-                valid[npage, c] = valid[npage, order_col]
+                v = np.int64(0)
+            else:  # _ORDER_IS_0
+                ok = valid[order_col, npage]
+                v = np.int64(1) if o16[row_of[order_col], npage] == 0 else np.int64(0)
+            g = group_of[c]
+            r = row_of[c]
+            # a damaged record's value its column cannot hold (order 9699329) becomes null
+            if g == 0:
+                ok = ok and -(1 << 31) <= v < (1 << 31)
+            elif g == 3:
+                ok = ok and -(1 << 15) <= v < (1 << 15)
+            elif g == 4:
+                ok = ok and -(1 << 7) <= v < (1 << 7)
+            if g == 0:
+                o_pid[npage] = v
+            elif g == 1:
+                o_ctx[npage] = v
+            elif g == 2:
+                o64[r, npage] = v
+            elif g == 3:
+                o16[r, npage] = v
             else:
-                values[npage, c] = 0
-                valid[npage, c] = False
+                o8[r, npage] = v
+            valid[c, npage] = ok
+            if ok:
+                nvalid[c] += 1
         npage += 1
     return npage, nother, nbad
 
@@ -181,9 +221,15 @@ class EntryDecoder:
         event_code = {name: i for i, name in enumerate(self.event_names.to_pylist())}
         self._event_of_code = np.array([event_code[p.canonical] for p in self.page], np.int32)
         self._needed = np.array([p.needed for p in self.page] or [0], np.int64)
-        self._spec = np.full((max(len(self.page), 1), len(_COLUMNS), 3), _ABSENT, np.int64)
+        # compact per-event field lists for the kernel: (column, offset, size, signed)
+        self._spec = np.zeros((max(len(self.page), 1), len(_COLUMNS), 4), np.int64)
+        self._nfields = np.zeros(max(len(self.page), 1), np.int64)
         for k, p in enumerate(self.page):
-            self._spec[k] = self._field_spec(p)
+            full = self._field_spec(p)
+            present = [c for c in range(len(_COLUMNS)) if full[c, 0] != _ABSENT]
+            self._nfields[k] = len(present)
+            for j, c in enumerate(present):
+                self._spec[k, j] = (c, *full[c])
         self._gfp_dict: dict[str, int] = {}
 
     def _field_spec(self, p: _PageEvent) -> np.ndarray:
@@ -239,13 +285,15 @@ class EntryDecoder:
         n = len(offset)
         index = np.empty(n, np.int64)
         code = np.empty(n, np.int32)
-        values = np.empty((n, len(_COLUMNS)), np.int64)  # one row per record: cache friendly
-        valid = np.empty((n, len(_COLUMNS)), np.bool_)
         other = np.empty(n, np.int64)
         bad = np.empty(n, np.int64)
+        out = (np.empty(n, np.int32), np.empty(n, np.uint8), np.empty((3, n), np.int64),
+               np.empty((6, n), np.int16), np.empty((2, n), np.int8))
+        valid = np.zeros((len(_COLUMNS), n), np.bool_)
+        nvalid = np.zeros(len(_COLUMNS), np.int64)
         counts = _decode(np.ascontiguousarray(buf, np.uint8), offset, length, ct.offset,
-                         ct.size, self.big, self.code, self._needed, self._spec,
-                         index, code, values, valid, other, bad)
+                         ct.size, self.big, self.code, self._needed, self._nfields, self._spec, _GROUP_OF,
+                         _ROW_OF, index, code, other, bad, *out, valid, nvalid)
         npage, nother, nbad = counts
         if nother:
             self._count_skipped(other[:nother], stats)
@@ -258,28 +306,30 @@ class EntryDecoder:
         index, code = index[:npage], code[:npage]
         if not npage:
             return index, {}
-        return index, self._columns(code, values[:npage].T, valid[:npage].T)
+        return index, self._columns(code, out, valid, nvalid, npage)
 
     def _count_skipped(self, ids: np.ndarray, stats: IngestStats) -> None:
         uniq, counts = np.unique(ids, return_counts=True)
         for i, c in zip(uniq.tolist(), counts.tolist()):
             stats.skipped[self.names.get(i, "")] += c
 
-    def _columns(self, code: np.ndarray, values: np.ndarray, valid: np.ndarray) -> NumpyColumns:
+    def _columns(self, code: np.ndarray, out: tuple, valid: np.ndarray, nvalid: np.ndarray,
+                 n: int) -> NumpyColumns:
         cols: NumpyColumns = {}
-        present = valid.any(axis=1)
-        for i, name in enumerate(_COLUMNS):
-            if not present[i] and name not in ("pid", "context"):
+        for c, name in enumerate(_COLUMNS):
+            if not nvalid[c] and name not in ("pid", "context"):
                 continue
-            v = values[i]
-            if name == "context":
-                v = v & CONTEXT_MASK
-            ok = valid[i]
-            cols[name] = (v.astype(_DTYPES[name]), None if ok.all() else ok.copy())
+            group, row = _GROUPS[name]
+            v = out[group][:n] if group < 2 else out[group][row, :n]
+            if name in ("page", "gfp"):
+                v = v.view(np.uint64)
+            elif name == "context":
+                v &= CONTEXT_MASK
+            cols[name] = (v, None if nvalid[c] == n else valid[c, :n])
         cols["event"] = (self._event_of_code[code], None)
         gfp = cols.get("gfp")
         if gfp is not None:
-            flags = np.full(len(code), -1, np.int32)
+            flags = np.full(n, -1, np.int32)
             for k, p in enumerate(self.page):
                 if p.gfp_table is None:
                     continue

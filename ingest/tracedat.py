@@ -157,41 +157,38 @@ class TraceDatReader(Reader):
                     self._refill(c, layout, decoder)
             if not any(len(c.ts) for c in cpus):
                 break
-            cols, n = self._merge_round(cpus)
+            merged = self._merge_round(cpus)
             self.position = int(self.size * sum(c.stream.consumed for c in cpus) / total)
-            if out.rows + n > out.capacity and out.rows:
+            if out.rows + merged.rows > out.capacity and out.rows:
                 yield self._batch(out.take(), layout, decoder)
-            out.add(cols, n)
+            out.add(merged)
         if out.rows:
             yield self._batch(out.take(), layout, decoder)
 
-    def _merge_round(self, cpus: list[_Cpu]) -> tuple[NumpyColumns, int]:
-        """Merge what the CPUs hold as far as possible; the page events, in merged order."""
+    def _merge_round(self, cpus: list[_Cpu]) -> _Round:
+        """Merge what the CPUs hold as far as possible and drop it from them."""
         lengths = np.array([len(c.ts) for c in cpus], np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         ends = starts + lengths
         ts = np.concatenate([c.ts for c in cpus])
         live = np.array([c.live for c in cpus], np.bool_)
         order, reached = merge_order(ts, starts, ends, live)
-        row_base = np.concatenate([[0], np.cumsum([c.rows for c in cpus])[:-1]])
-        row = np.concatenate([np.where(c.row >= 0, c.row + b, -1)
-                              for c, b in zip(cpus, row_base)])
-        picked = row[order]
-        is_page = picked >= 0
-        cpu_of = np.searchsorted(starts, order[is_page], side="right") - 1
-        cols = _take(_stack([(c.cols, c.rows) for c in cpus]), picked[is_page])
-        cols["ts_ns"] = (ts[order[is_page]], None)
-        cols["cpu"] = (np.array([c.cpu for c in cpus], np.int32)[cpu_of], None)
+        is_page = np.concatenate([c.row >= 0 for c in cpus])[order]
+        page_order = order[is_page]
+        cpu_of = np.searchsorted(starts, page_order, side="right") - 1
+        merged = _Round(ts[page_order], np.array([c.cpu for c in cpus], np.int32)[cpu_of])
         for i, c in enumerate(cpus):
             k = int(reached[i] - starts[i])
             used = int(np.count_nonzero(c.row[:k] >= 0))
             c.ts = c.ts[k:]
             c.row = c.row[k:]
             if used:
+                # a CPU's page events leave in its own order: they are its first `used` rows
+                merged.parts.append((_take(c.cols, slice(0, used)), np.flatnonzero(cpu_of == i)))
                 c.row = np.where(c.row >= 0, c.row - used, -1)
                 c.cols = _take(c.cols, slice(used, None))
                 c.rows -= used
-        return cols, int(np.count_nonzero(is_page))
+        return merged
 
     def _batch(self, taken: tuple[NumpyColumns, int], layout: Layout,
                decoder: EntryDecoder) -> pa.RecordBatch:
@@ -205,8 +202,19 @@ class TraceDatReader(Reader):
         return event_batch(arrays, n)
 
 
+class _Round:
+    """The page events one merge round releases: timestamps and CPUs in merged order, and
+    per CPU its rows with their positions in that order."""
+
+    def __init__(self, ts: np.ndarray, cpu: np.ndarray) -> None:
+        self.ts = ts
+        self.cpu = cpu
+        self.rows = len(ts)
+        self.parts: list[tuple[NumpyColumns, np.ndarray]] = []
+
+
 class _Batcher:
-    """Merged rows collected into preallocated columns until a batch is full.
+    """Merged rows scattered into preallocated columns until a batch is full.
 
     Filling arrays in place (rather than concatenating parts) keeps one batch's worth of
     memory for the batch being filled and one for the batch being written. The caller
@@ -219,22 +227,30 @@ class _Batcher:
         self.cols: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._size = capacity
 
-    def add(self, cols: NumpyColumns, n: int) -> None:
+    def _column(self, name: str, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        if name not in self.cols:  # rows before this column appeared are null
+            self.cols[name] = (np.zeros(self._size, dtype), np.zeros(self._size, bool))
+        return self.cols[name]
+
+    def add(self, merged: _Round) -> None:
+        n = merged.rows
         if self.rows == 0:
             self._size = max(self.capacity, n)  # a round larger than a batch is one batch
-        assert self.rows + n <= self._size
+            self.cols = {}
         start, end = self.rows, self.rows + n
-        for name, (values, _) in cols.items():
-            if name not in self.cols:
-                self.cols[name] = (np.zeros(self._size, values.dtype),
-                                   np.zeros(self._size, bool))
-        for name, (v, ok) in self.cols.items():
-            if name in cols:
-                values, valid = cols[name]
-                v[start:end] = values
-                ok[start:end] = True if valid is None else valid
-            else:
-                ok[start:end] = False
+        for name, values in (("ts_ns", merged.ts), ("cpu", merged.cpu)):
+            v, ok = self._column(name, values.dtype)
+            v[start:end] = values
+            ok[start:end] = True
+        for cols, pos in merged.parts:
+            at = pos + start
+            for name, (values, valid) in cols.items():
+                v, ok = self._column(name, values.dtype)
+                v[at] = values
+                ok[at] = True if valid is None else valid
+            for name, (_, ok) in self.cols.items():
+                if name not in cols and name not in ("ts_ns", "cpu"):
+                    ok[at] = False
         self.rows = end
 
     def take(self) -> tuple[NumpyColumns, int]:
