@@ -180,6 +180,100 @@ def simulate(
     print_summary(summary)
 
 
+_FORMAT_HELP = "Output format: table (aligned; boxed on a terminal), csv or json."
+
+
+def _write(table, fmt: str, output: Optional[Path], force: bool) -> None:  # noqa: ANN001
+    from replay.output import write_result
+
+    write_result(table, fmt, output, force=force)
+
+
+@app.command()
+def sql(
+    args: Annotated[list[str], typer.Argument(
+        help="Dataset directories (views: events, allocs, stacks, datasets; requests, runs "
+             "and series after replay simulate), then the SQL query as the last argument.",
+        metavar="DATASET... SQL")],
+    fmt: Annotated[str, typer.Option("--format", help=_FORMAT_HELP)] = "table",
+    output: Annotated[Optional[Path], typer.Option("-o", "--output",
+                      help="Write the result to this file instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")
+                     ] = False,
+) -> None:
+    """Run a read-only SQL query over one or more datasets."""
+    from replay.database import open_datasets
+
+    if len(args) < 2:
+        raise typer.BadParameter("give at least one DATASET and the SQL query")
+    *datasets, query = args  # the SQL stays text: a Path would fold "//" (integer division)
+    with open_datasets([Path(d) for d in datasets]) as db:
+        _write(db.fetch(query), fmt, output, force)
+
+
+@app.command()
+def query(
+    name: Annotated[Optional[str], typer.Argument(
+        help="Named query (replay query --list shows them).")] = None,
+    datasets: Annotated[Optional[list[Path]], typer.Argument(
+        help="Dataset directories.", show_default=False)] = None,
+    params: Annotated[Optional[list[str]], typer.Option("--param", "-p",
+                      help="Query parameter as NAME=VALUE (repeatable); --show-sql lists "
+                           "a query's parameters.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=_FORMAT_HELP)] = "table",
+    output: Annotated[Optional[Path], typer.Option("-o", "--output",
+                      help="Write the result to this file instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")
+                     ] = False,
+    show_sql: Annotated[bool, typer.Option("--show-sql",
+                        help="Print the query's SQL (and the values bound) on stderr.")
+                        ] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the named queries and exit.")
+                     ] = False,
+) -> None:
+    """Run a named query (queries/*.sql) over one or more datasets."""
+    from replay.queries import named_queries, named_query
+
+    if list_:
+        width = max(map(len, named_queries()))
+        for q in named_queries().values():
+            typer.echo(f"{q.name:<{width}}  {q.description}")
+        return
+    if not name or not datasets:
+        raise typer.BadParameter("give a query NAME and at least one DATASET (or --list)")
+    given = {}
+    for item in params or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise typer.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+        given[key.strip()] = value
+    q = named_query(name)
+    bound = q.bind(given)
+    if show_sql:
+        console.print(q.sql.rstrip(), markup=False, highlight=False, soft_wrap=True)
+        for key, value in bound.items():
+            console.print(f"-- ${key} = {value!r}", markup=False, highlight=False, soft_wrap=True)
+    from replay.database import open_datasets
+
+    with open_datasets(datasets) as db:
+        _write(db.fetch(q.sql, bound), fmt, output, force)
+
+
+@app.command()
+def stat(
+    datasets: Annotated[list[Path], typer.Argument(help="Dataset directories.")],
+    kernel: Annotated[Optional[str], typer.Option("--kernel",
+                      help="Kernel release to assume for migratetype names when a dataset "
+                           "names none (e.g. 4.3: MOVABLE was 2 before 4.4).")] = None,
+) -> None:
+    """Print the `perf kmem --page stat` summary, with correct migratetype names."""
+    from replay.database import open_datasets
+    from replay.stat import page_stat
+
+    with open_datasets(datasets) as db:
+        typer.echo(page_stat(db, kernel=kernel), nl=False)
+
+
 def main() -> None:
     """Entry point: run the app, turning library errors into one-line messages."""
     try:

@@ -1,0 +1,262 @@
+"""Datasets as DuckDB views: `events`, `allocs`, `stacks`, `requests`, `runs`, `series`.
+
+`open_datasets` opens one or several dataset directories in an in-memory DuckDB whose
+views read the Parquet files in place (nothing is loaded into pandas unless a caller asks
+for a frame). A `trace` column, the dataset directory's name, tells datasets apart.
+Access is read-only: only queries run, and DuckDB may read nothing but the datasets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from replay.dataset import EVENTS_FILE, SNAPSHOTS_DIR, STACKS_FILE, read_meta
+from replay.errors import InputError, QueryError
+from replay.schema import CONTEXT_HARDIRQ, CONTEXT_NMI, CONTEXT_SOFTIRQ, STACKS
+
+#: Internal view scripts in `queries/`, run in this order once the base views exist.
+VIEW_SCRIPTS = ("_macros.sql", "_allocs.sql")
+
+#: Engine outputs (written under `sim/` by `replay simulate`), viewed when present.
+SIM_VIEWS = {name: f"sim/{name}.parquet" for name in ("requests", "runs", "series")}
+
+#: Statement kinds a query may be: nothing that writes, attaches, installs or configures.
+_READ_ONLY = {
+    duckdb.StatementType.SELECT,
+    duckdb.StatementType.EXPLAIN,
+    duckdb.StatementType.PRAGMA,
+    duckdb.StatementType.MULTI,  # PIVOT
+}
+
+_BLOCK_TYPES = re.compile(r"Number of blocks type\s+(.*)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One opened dataset directory."""
+
+    trace: str
+    path: Path
+    meta: dict[str, Any]
+    migratetype_names: tuple[str, ...] | None
+
+
+def _sql_string(value: str) -> str:
+    """A SQL string literal (view definitions cannot take bound parameters)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _one_line(sql: str) -> str:
+    return " ".join(sql.split())
+
+
+def pagetypeinfo_names(path: Path) -> tuple[str, ...] | None:
+    """Migratetype names in enum order from a /proc/pagetypeinfo snapshot, if any.
+
+    The "Number of blocks type" header lists every migratetype of the traced kernel in
+    its enum order (mm/vmstat.c pagetypeinfo_showblockcount_print), so it names the
+    numbers better than any version table.
+    """
+    snaps = path / SNAPSHOTS_DIR
+    if not snaps.is_dir():
+        return None
+    for snap in sorted(snaps.glob("*pagetypeinfo*")):
+        try:
+            m = _BLOCK_TYPES.search(snap.read_text(errors="replace"))
+        except OSError:
+            continue
+        if m and m.group(1).split():
+            return tuple(m.group(1).split())
+    return None
+
+
+def _trace_names(paths: Sequence[Path]) -> list[str]:
+    """Directory names, made unique with parent directories where they collide."""
+    resolved = [p.resolve() for p in paths]
+    for i, p in enumerate(resolved):
+        if p in resolved[:i]:
+            raise InputError(paths[i], "dataset given twice")
+    depth = 1
+    while True:
+        names = ["/".join(p.parts[-depth:]) for p in resolved]
+        if len(set(names)) == len(names):
+            return names
+        depth += 1
+
+
+def _stacks_type(t: pa.DataType) -> str:
+    if pa.types.is_dictionary(t) or pa.types.is_string(t):
+        return "VARCHAR"
+    return {"int64": "BIGINT", "int16": "SMALLINT", "uint64": "UBIGINT"}[str(t)]
+
+
+def _empty_stacks() -> str:
+    cols = ", ".join(f"CAST(NULL AS {_stacks_type(f.type)}) AS {f.name}" for f in STACKS)
+    return f"SELECT {cols}, CAST(NULL AS VARCHAR) AS trace WHERE false"
+
+
+class Database:
+    """Opened datasets: `sql()` runs a read-only query and returns a DuckDB relation."""
+
+    def __init__(self, datasets: list[Dataset], con: duckdb.DuckDBPyConnection) -> None:
+        self.datasets = datasets
+        self.con = con
+
+    @property
+    def traces(self) -> list[str]:
+        """The `trace` value of every dataset, in the order given."""
+        return [d.trace for d in self.datasets]
+
+    def sql(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None
+            ) -> duckdb.DuckDBPyRelation:
+        """Run `query` (read-only) with bound `params`; a relation (`.df()`, `.arrow()`)."""
+        try:
+            statements = duckdb.extract_statements(query)
+        except duckdb.Error as e:
+            raise QueryError(f"{_first_line(e)} in: {_one_line(query)}") from None
+        for st in statements:
+            if st.type not in _READ_ONLY:
+                raise QueryError(f"only queries can run (datasets are read-only), "
+                                 f"not {st.type.name}: {_one_line(query)}")
+        try:
+            if params:
+                return self.con.sql(query, params=params)
+            return self.con.sql(query)
+        except duckdb.Error as e:
+            raise QueryError(f"{_first_line(e)} in: {_one_line(query)}") from None
+
+    def query(self, name: str, params: Mapping[str, str | None] | None = None
+              ) -> duckdb.DuckDBPyRelation:
+        """Run the named query `name` (queries/NAME.sql) with parameters given as text."""
+        return self.sql(*_named(name, params))
+
+    def fetch(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None
+              ) -> pa.Table:
+        """The result of `query` as an Arrow table; errors as `QueryError`."""
+        rel = self.sql(query, params)
+        if rel is None:  # a PRAGMA with no result
+            return pa.table({})
+        try:
+            result = rel.arrow()
+            # DuckDB 1.4+ hands out a stream, earlier versions a table.
+            return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+        except duckdb.Error as e:
+            raise QueryError(f"{_first_line(e)} in: {_one_line(query)}") from None
+
+    def fetch_query(self, name: str, params: Mapping[str, str | None] | None = None
+                    ) -> pa.Table:
+        """The result of the named query `name` as an Arrow table."""
+        return self.fetch(*_named(name, params))
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        self.con.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _named(name: str, params: Mapping[str, str | None] | None) -> tuple[str, dict[str, Any]]:
+    """The SQL of the named query `name` and its bound parameter values."""
+    from replay.queries import named_query
+
+    q = named_query(name)
+    return q.sql, q.bind(dict(params or {}))
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _union(parts: Iterable[str]) -> str:
+    return "\nUNION ALL BY NAME\n".join(parts)
+
+
+def _read_parquet(path: Path, trace: str, number: int | None = None) -> str:
+    extra = "" if number is None else f", {number:d}::SMALLINT AS _trace"
+    return (f"SELECT *, {_sql_string(trace)} AS trace{extra} "
+            f"FROM read_parquet({_sql_string(str(path))})")
+
+
+def open_datasets(paths: Sequence[Path | str]) -> Database:
+    """Open dataset directories in DuckDB with the views every query may use.
+
+    Views: `events` (events.parquet), `stacks` (stacks.parquet; empty with the STACKS
+    columns where a dataset has none), `allocs` (queries/_allocs.sql), `requests`, `runs`
+    and `series` (sim/*.parquet from `replay simulate`, when any dataset has them), each
+    with a `trace` column; table `datasets`: one row per dataset with its provenance.
+    """
+    if not paths:
+        raise InputError(".", "no dataset given")
+    paths = [Path(p) for p in paths]
+    metas = [read_meta(p) for p in paths]
+    datasets = [
+        Dataset(trace, p, meta, pagetypeinfo_names(p))
+        for trace, p, meta in zip(_trace_names(paths), paths, metas)
+    ]
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET enable_progress_bar = false")  # stdout is for results
+        # Spill big sorts to the system temp directory, never into the caller's cwd.
+        con.execute("SET temp_directory = $dir",
+                    {"dir": str(Path(tempfile.gettempdir()) / f"replay-duckdb-{os.getpid()}")})
+        _define_views(con, datasets)
+        # From here on DuckDB may read the datasets and nothing else.
+        dirs = [str(d.path.resolve()) for d in datasets]
+        con.execute("SET allowed_directories = $dirs", {"dirs": dirs})
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except duckdb.Error as e:
+        con.close()
+        raise InputError(paths[0], f"cannot open: {_first_line(e)}") from None
+    return Database(datasets, con)
+
+
+def _define_views(con: duckdb.DuckDBPyConnection, datasets: list[Dataset]) -> None:
+    con.execute("""
+        CREATE TABLE datasets (trace VARCHAR, path VARCHAR, format VARCHAR,
+            kernel_release VARCHAR, migratetype_names VARCHAR[], page_size INTEGER,
+            events BIGINT, first_ts_ns BIGINT, last_ts_ns BIGINT, lost_events BIGINT)""")
+    for d in datasets:
+        span = d.meta.get("time_span") or {}
+        con.execute(
+            "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [d.trace, str(d.path), d.meta.get("format"), d.meta.get("kernel_release"),
+             list(d.migratetype_names) if d.migratetype_names else None,
+             d.meta.get("page_size"), d.meta.get("events"), span.get("first_ts_ns"),
+             span.get("last_ts_ns"), (d.meta.get("lost_events") or {}).get("total")],
+        )
+    # _events also numbers the datasets (_trace), for the pairing's window partitions.
+    con.execute("CREATE TABLE _traces (_trace SMALLINT, trace VARCHAR)")
+    con.executemany("INSERT INTO _traces VALUES (?, ?)",
+                    [[i, d.trace] for i, d in enumerate(datasets)])
+    events = _union(_read_parquet(d.path / EVENTS_FILE, d.trace, number=i)
+                    for i, d in enumerate(datasets))
+    con.execute(f"CREATE VIEW _events AS {events}")
+    con.execute("CREATE VIEW events AS SELECT * EXCLUDE (_trace) FROM _events")
+    with_stacks = [d for d in datasets if (d.path / STACKS_FILE).is_file()]
+    stacks = _union(_read_parquet(d.path / STACKS_FILE, d.trace) for d in with_stacks)
+    con.execute(f"CREATE VIEW stacks AS {stacks or _empty_stacks()}")
+    for view, rel in SIM_VIEWS.items():
+        having = [d for d in datasets if (d.path / rel).is_file()]
+        if having:
+            con.execute(f"CREATE VIEW {view} AS "
+                        f"{_union(_read_parquet(d.path / rel, d.trace) for d in having)}")
+    # The context bits come from the schema, the one place they are defined.
+    irq = CONTEXT_HARDIRQ | CONTEXT_SOFTIRQ | CONTEXT_NMI
+    con.execute(f"CREATE MACRO context_irq_bits() AS {irq:d}")
+    for script in VIEW_SCRIPTS:
+        con.execute(resources.files("queries").joinpath(script).read_text())
