@@ -2,10 +2,11 @@
 
 Ring-buffer traces (trace.dat flyrecord data, `trace_pipe_raw` spools) hold one stream
 per CPU, each (almost) in time order: nested events can step back a little, so the
-merge must not sort within a CPU. It does what libtraceevent / trace-cmd do: repeatedly
-take the record with the smallest timestamp among the heads of the CPU streams (ties go
-to the lower stream index), never reordering a CPU's own records (FORMATS.md §2). Only
-the current chunk of each stream is held in memory.
+merge must not sort within a CPU. It does what libtraceevent / trace-cmd do
+(`ingest.cpu_streams.merge_order`): repeatedly take the record with the smallest
+timestamp among the heads of the CPU streams (ties go to the lower stream index), never
+reordering a CPU's own records (FORMATS.md §2). This drives it over streams of Arrow
+chunks; only the current chunk of each stream is held in memory.
 
 API: `merge_by_time(streams)`: `streams` is a sequence (in CPU order) of iterables of
 `(ts, batch)` chunks, `ts` an int64 numpy array aligned with the Arrow record batch;
@@ -16,32 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-import numba
 import numpy as np
 import pyarrow as pa
 
-
-@numba.njit(cache=True)
-def _merge_heads(ts, starts, ends, more, out):
-    """Interleave the runs ts[starts[k]:ends[k]] by smallest head into `out` (indices into
-    ts); stop when a stream that may deliver more (`more[k]`) runs dry. Returns how many
-    records were placed and how far each stream was consumed."""
-    pos = starts.copy()
-    n = 0
-    k_count = len(starts)
-    while True:
-        best = -1
-        for k in range(k_count):
-            if pos[k] < ends[k]:
-                if best < 0 or ts[pos[k]] < ts[pos[best]]:
-                    best = k
-            elif more[k]:
-                return n, pos
-        if best < 0:
-            return n, pos
-        out[n] = pos[best]
-        pos[best] += 1
-        n += 1
+from ingest.cpu_streams import merge_order
 
 
 class _Stream:
@@ -88,16 +67,15 @@ def merge_by_time(
         starts = ends - lengths
         ts = np.concatenate([s.ts for s in live])
         more = np.array([s.more for s in live], np.bool_)
-        out = np.empty(len(ts), np.int64)
-        n, pos = _merge_heads(ts, starts, ends, more, out)
-        if n == 0:
+        out, pos = merge_order(ts, starts, ends, more)
+        if len(out) == 0:
             continue  # every stream's chunk was empty; refill
         heads = [s.consume(int(p - a)) for s, p, a in zip(live, pos, starts)]
         table = pa.Table.from_batches([h for h in heads if h.num_rows], schema=heads[0].schema)
         # `out` indexes the concatenation of whole chunks; re-index into the consumed heads.
         consumed = pos - starts
         shift = np.cumsum(lengths - consumed) - (lengths - consumed)
-        stream_of = np.searchsorted(ends, out[:n], side="right")
-        index = out[:n] - shift[stream_of]
+        stream_of = np.searchsorted(ends, out, side="right")
+        index = out - shift[stream_of]
         for batch in table.take(pa.array(index)).to_batches():
             yield batch

@@ -263,10 +263,11 @@ class Capture:
             todo += _children(p)
         return task_comms(tree)
 
-    def _end_workload(self, proc: subprocess.Popen) -> int:
-        """Wait for the workload; after an interrupt, ask it to stop, then make it."""
+    def _end_workload(self, proc: subprocess.Popen) -> int | None:
+        """The workload's exit status. After an interrupt it is asked to stop, then made
+        to; when the duration ran out it is left running (status None)."""
         if not self.result.interrupted:
-            return proc.wait()
+            return proc.poll()
         for sig in (None, signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             if sig is not None:
                 proc.send_signal(sig)

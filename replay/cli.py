@@ -80,7 +80,8 @@ def record(
                       help="Dataset directory to write (default: "
                            "record-DATE-TIME.replay).")] = None,
     duration: Annotated[Optional[float], typer.Option("--duration", min=0,
-                        help="Seconds to record (with a command: at most).")] = None,
+                        help="Seconds to record (with a command: at most; the command "
+                             "keeps running).")] = None,
     buffer_kb: Annotated[Optional[int], typer.Option("--buffer-kb", min=1,
                          help="Per-CPU ring-buffer size in KiB (default: 4096).",
                          show_default=False)] = None,

@@ -162,3 +162,6 @@ def _warn(out: Path, cap: CaptureResult, stats: IngestStats) -> None:
         warn(f"{out}: {lost} events lost (CPUs {cpus}); use a larger --buffer-kb")
     if cap.workload_status:
         warn(f"the workload exited with status {cap.workload_status}")
+    if cap.workload_pid is not None and cap.workload_status is None:
+        warn(f"the workload (pid {cap.workload_pid}) is still running: recording stopped "
+             "after --duration")

@@ -24,8 +24,6 @@ KPAGEFLAGS = "start-kpageflags.zst"
 
 #: include/uapi/linux/kernel-page-flags.h: the page is a free buddy block's page
 KPF_BUDDY = 10
-#: the pfn has no struct page (a hole in the memory map)
-KPF_NOPAGE = 20
 
 _CHUNK = 1 << 20
 
@@ -60,21 +58,21 @@ def take_kpageflags(writer: DatasetWriter, proc: Path = Path("/proc")) -> int:
     return size // 8
 
 
-def read_kpageflags(path: Path) -> np.ndarray:
-    """The KPF_* bits per pfn (uint64 array indexed by pfn) of a kpageflags image."""
-    with open(path, "rb") as f:
-        data = zstandard.ZstdDecompressor().stream_reader(f).read()
-    return np.frombuffer(data, dtype="<u8")
+def kpageflags_free(path: Path) -> np.ndarray:
+    """Per pfn, 1 where a kpageflags image says the page is free in the buddy allocator.
 
-
-def parse_buddyinfo(text: str) -> dict[tuple[int, str], list[int]]:
-    """`/proc/buddyinfo` as {(node, zone): free blocks per order}."""
-    out = {}
-    for line in text.splitlines():
-        head, sep, counts = line.partition("zone")
-        if not sep or not head.startswith("Node"):
-            continue
-        node = int(head.split()[1].rstrip(","))
-        zone, *nums = counts.split()
-        out[(node, zone)] = [int(n) for n in nums]
-    return out
+    KPF_BUDDY marks every page of a free block, not only its head (stable_page_flags()
+    asks is_free_buddy_page() for the others): on Linux 6.18 the free runs it gives,
+    cut into aligned blocks, reproduce /proc/buddyinfo. Pages on per-CPU lists are not
+    marked (they are allocated as far as the buddy lists are concerned), nor holes.
+    """
+    parts = []
+    rest = b""
+    with open(path, "rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as z:
+        while chunk := z.read(_CHUNK):
+            chunk = rest + chunk
+            whole = len(chunk) // 8 * 8
+            rest = chunk[whole:]
+            flags = np.frombuffer(chunk, dtype="<u8", count=whole // 8)
+            parts.append(((flags >> np.uint64(KPF_BUDDY)) & np.uint64(1)).astype(np.uint8))
+    return np.concatenate(parts) if parts else np.zeros(0, np.uint8)

@@ -2,9 +2,10 @@
 
 Initial state (DESIGN §6): a page whose first event is a free was allocated before the
 trace (class PINNED: its gfp is unknown); whose first event is an allocation was free;
-never seen is *unknown*: allocated (PINNED) by default, free with `--unknown free`. A
-/proc snapshot gives counts, not locations, so it cannot place pages and is used only for
-the fidelity comparison.
+never seen is *unknown*: taken from the start `kpageflags` snapshot of `replay record
+--kpageflags` when there is one (a free buddy page is free, any other allocated),
+otherwise allocated (PINNED) by default, free with `--unknown free`. buddyinfo snapshots
+give counts, not locations: they serve the fidelity comparison.
 
 Inconsistencies are counted, never fatal: a double allocation (an allocation over pages
 already allocated), a free of a free page, an order mismatch (a free whose order differs
@@ -40,10 +41,13 @@ FIRST_UNSEEN, FIRST_ALLOC, FIRST_FREE = 0, 1, 2
 
 
 @numba.njit(cache=True)
-def initial_state(kind, pfn, order, npages, unknown_free, zlo, zhi):
+def initial_state(kind, pfn, order, npages, unknown_free, zlo, zhi, snap_free):
     """Page classes and allocation orders at trace start; counts (free, pretrace, unknown).
 
-    Pages outside every zone are PINNED whatever `unknown_free` says.
+    A never-seen page is free when `snap_free` (a start snapshot, one flag per pfn; empty
+    when there is none) says so and allocated otherwise; pages the snapshot does not
+    cover follow `unknown_free`. Pages outside every zone are PINNED whatever
+    `unknown_free` says.
     """
     first = np.zeros(npages, np.uint8)
     aorder = np.full(npages, -1, np.int8)
@@ -69,7 +73,10 @@ def initial_state(kind, pfn, order, npages, unknown_free, zlo, zhi):
                 counts[1] += 1
             else:
                 counts[2] += 1
-                if unknown_free:
+                if q < len(snap_free):
+                    if snap_free[q]:
+                        pcls[q] = 0
+                elif unknown_free:
                     pcls[q] = 0
     return pcls, aorder, counts
 

@@ -8,6 +8,8 @@ import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
+from replay.engine.end_state import agreement_lines
+
 
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "-"
@@ -50,7 +52,8 @@ def fidelity_lines(summary: dict[str, Any]) -> list[str]:
         f"layout: {summary['layout']}",
         f"start state: {summary['start_counts'][0]} pages free, "
         f"{summary['start_counts'][1]} allocated before the trace, "
-        f"{summary['start_counts'][2]} never seen (unknown: {base['unknown']})",
+        f"{summary['start_counts'][2]} never seen (from {summary['unseen_source']}: "
+        f"{summary['unseen_free']} of them free)",
         "trace inconsistencies: " + ", ".join(
             f"{k} {v}" for k, v in summary["inconsistencies"].items()),
         f"max order N = largest order served, inclusive (N = MAX_ORDER - 1 in 2.4-era "
@@ -70,6 +73,7 @@ def fidelity_lines(summary: dict[str, Any]) -> list[str]:
     lines.append(f"                              observed:  {f['end_blocks_observed']}")
     if f["end_blocks_buddyinfo"] is not None:
         lines.append(f"                    /proc/buddyinfo end: {f['end_blocks_buddyinfo']}")
+    lines += agreement_lines(f["end_blocks_by_zone"])
     lines.append(f"{summary['events']} events, {len(summary['runs'])} configurations in "
                  f"{summary['elapsed']:.2f} s")
     return lines

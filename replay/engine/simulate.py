@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from replay.dataset import EVENTS_FILE, SNAPSHOTS_DIR, read_meta
 from replay.engine import memarea
 from replay.engine.buddy import COUNTERS
+from replay.engine.end_state import end_state_agreement, pcp_pages
 from replay.engine.layout import KERNEL_MAX_ORDER, Layout, find_snapshot, load_layout, \
     parse_buddyinfo
 from replay.engine.measures import free_blocks, indices
@@ -42,6 +43,7 @@ from replay.engine.stream import ALLOC, Stream, load_stream
 from replay.engine.validate import validate_buddy
 from replay.errors import InputError, OutputError
 from replay.progress import progress_bar
+from replay.snapshots import KPAGEFLAGS, kpageflags_free
 
 SIM_DIR = "sim"
 MODES = ("observed", "simulated")
@@ -126,6 +128,10 @@ class Context:
     sample_every: int
     alo: np.ndarray  # per zone, the pages [alo, ahi) that can ever be free: outside them
     ahi: np.ndarray  # every page is unknown, held allocated (unless --unknown free)
+    #: where the state of never-seen pages came from: `kpageflags FILE` or --unknown's value
+    unseen_source: str = ""
+    #: never-seen pages that start free
+    unseen_free: int = 0
 
 
 _CTX: Context | None = None
@@ -230,17 +236,26 @@ def prepare(dataset: Path, options: SimOptions) -> Context:
     snapdir = Path(options.snapshots) if options.snapshots else dataset / SNAPSHOTS_DIR
     layout = load_layout(Path(options.zoneinfo) if options.zoneinfo else None, snapdir,
                          stream.pfn)
-    return build_context(stream, layout, options)
+    kpageflags = find_snapshot(snapdir, KPAGEFLAGS)
+    if kpageflags is None:
+        return build_context(stream, layout, options)
+    return build_context(stream, layout, options, kpageflags_free(kpageflags),
+                         f"kpageflags {kpageflags}")
 
 
-def build_context(stream: Stream, layout: Layout, options: SimOptions) -> Context:
-    """The shared context for a stream on a layout: the observed initial state."""
+def build_context(stream: Stream, layout: Layout, options: SimOptions,
+                  snap_free: np.ndarray | None = None, snap_source: str = "") -> Context:
+    """The shared context for a stream on a layout: the observed initial state (never-seen
+    pages free where `snap_free`, a start snapshot's free flag per pfn, says so)."""
     zlo, zhi, ztype = layout.arrays()
     npages = int(max(layout.end_pfn, stream.max_pfn)) + 1
+    snap = np.zeros(0, np.uint8) if snap_free is None else snap_free
     pcls0, aorder0, counts = initial_state(stream.kind, stream.pfn, stream.order, npages,
-                                           options.unknown == "free", zlo, zhi)
+                                           options.unknown == "free", zlo, zhi, snap)
     every = max(1, -(-len(stream.kind) // max(options.series_samples, 1)))
-    if options.unknown == "free":
+    # with a snapshot (or --unknown free) any page of a zone may be free; otherwise only
+    # those between the lowest and highest pfn the trace touched
+    if options.unknown == "free" or snap_free is not None:
         alo, ahi = zlo, zhi
     else:
         seen = stream.pfn >= 0
@@ -249,8 +264,13 @@ def build_context(stream: Stream, layout: Layout, options: SimOptions) -> Contex
             if seen.any() else 0
         alo = np.clip(first, zlo, zhi)
         ahi = np.maximum(np.clip(last, zlo, zhi), alo)
+    in_zones = np.zeros(npages, bool)
+    for lo, hi in zip(zlo, zhi):
+        in_zones[lo:hi] = True
+    unseen_free = int((pcls0[in_zones] == 0).sum()) - int(counts[0])
     return Context(stream, layout, zlo, zhi, ztype, npages, pcls0, aorder0, counts, options,
-                   every, alo, ahi)
+                   every, alo, ahi, unseen_source=snap_source if snap_free is not None else
+                   f"--unknown {options.unknown}", unseen_free=unseen_free)
 
 
 def run_in_process(ctx: Context, configs: list[tuple[str, int, str, str]]) -> list[dict]:
@@ -309,18 +329,23 @@ def run_sweep(dataset: Path, options: SimOptions, quiet: bool = False) -> dict[s
     snapdir = Path(options.snapshots) if options.snapshots else dataset / SNAPSHOTS_DIR
     buddyinfo_path = find_snapshot(snapdir, "end-buddyinfo")
     buddyinfo = parse_buddyinfo(buddyinfo_path.read_text()) if buddyinfo_path else None
-    fidelity = _fidelity(ctx, results[0], end_observed, buddyinfo)
+    zoneinfo_path = find_snapshot(snapdir, "end-zoneinfo")
+    pcp = pcp_pages(zoneinfo_path.read_text()) if zoneinfo_path else None
+    fidelity = _fidelity(ctx, results[0], end_observed, buddyinfo, pcp)
     tables = _tables(dataset, ctx, results, fidelity, inconsistencies)
     _write(dataset, options, tables)
     return {"runs": tables["runs"], "fidelity": fidelity, "layout": ctx.layout.describe(),
             "elapsed": time.perf_counter() - t0, "events": ctx.stream.events,
-            "start_counts": ctx.start_counts, "inconsistencies": dict(
+            "start_counts": ctx.start_counts, "unseen_free": ctx.unseen_free,
+            "unseen_source": ctx.unseen_source,
+            "inconsistencies": dict(
                 zip(INCONSISTENCIES, map(int, inconsistencies))),
             "kernel": meta.get("kernel_release")}
 
 
 def _fidelity(ctx: Context, base: dict[str, Any], end_observed: np.ndarray,
-              buddyinfo: dict[str, list[int]] | None) -> dict[str, Any]:
+              buddyinfo: dict[str, list[int]] | None,
+              pcp: dict[str, int] | None = None) -> dict[str, Any]:
     s = ctx.stream
     real_ok = s.pfn[base["sel"]] >= 0
     sim_ok = base["out"] == 0
@@ -340,12 +365,16 @@ def _fidelity(ctx: Context, base: dict[str, Any], end_observed: np.ndarray,
         "end_blocks_simulated": end_sim.tolist(),
         "end_blocks_observed": end_observed.sum(axis=0).tolist(),
         "end_blocks_buddyinfo": None,
+        "end_blocks_by_zone": [],
+        "unseen_pages": ctx.unseen_source,
     }
     if buddyinfo:
         total = np.zeros(SERIES_ORDERS, np.int64)
         for counts in buddyinfo.values():
             total[:len(counts)] += np.array(counts[:SERIES_ORDERS], np.int64)
         fid["end_blocks_buddyinfo"] = total.tolist()
+        fid["end_blocks_by_zone"] = end_state_agreement(ctx.layout, end_observed, buddyinfo,
+                                                        pcp)
     return fid
 
 
@@ -415,7 +444,8 @@ def _run_row(ctx: Context, r: dict[str, Any], fid: dict[str, Any],
     row: dict[str, Any] = {
         "mode": mode, "max_order": n, "search": search, "policy": policy,
         "align": ctx.options.align, "offset": ctx.options.offset,
-        "unknown": ctx.options.unknown, "events": s.events, "requests": m,
+        "unknown": "kpageflags" if ctx.unseen_source.startswith("kpageflags")
+        else ctx.options.unknown, "events": s.events, "requests": m,
         **{o: int(counts[i]) for i, o in enumerate(OUTCOMES)},
         "success_share": float((out < 4).sum() / m) if m else None,
         "real_failed": int((~real_ok).sum()),
@@ -447,6 +477,7 @@ def _run_row(ctx: Context, r: dict[str, Any], fid: dict[str, Any],
         "pages_free_at_start": int(ctx.start_counts[0]),
         "pages_allocated_before_trace": int(ctx.start_counts[1]),
         "pages_unknown": int(ctx.start_counts[2]),
+        "pages_unknown_free_at_start": ctx.unseen_free,
         "fidelity_agreement_share": fid["agreement_share"],
         "fidelity_fallbacks": fid["fallbacks"], "fidelity_extfrag": fid["extfrag"],
         "end_blocks": (r["end_blocks"].sum(axis=0).tolist() if "end_blocks" in r else None),
