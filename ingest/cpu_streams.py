@@ -25,7 +25,10 @@ from replay.errors import InputError
 
 
 class CpuStream:
-    """Whole sub-buffers of one CPU, window by window; see the module docstring."""
+    """Whole sub-buffers of one CPU, window by window; see the module docstring.
+
+    A window is only valid until the next one is asked for (its memory is reused).
+    """
 
     def __init__(self, path: Path, fd: int, file_size: int, data: CpuData, subbuf: int,
                  compression: str | None, big_endian: bool, window: int) -> None:
@@ -59,16 +62,19 @@ class CpuStream:
             self.truncated = True
             end = self.file_size
         pos = start
+        # one buffer, refilled in place: the caller copies out what it keeps before asking
+        # for the next window (saves allocating and faulting in every window)
+        buf = np.empty(min(self.window, max(end - pos, 0)), np.uint8)
         while end - pos >= self.subbuf:
             n = min(self.window, (end - pos) // self.subbuf * self.subbuf)
-            raw = self._read(pos, n)
-            if len(raw) < n:
+            got = os.preadv(self.fd, [memoryview(buf)[:n]], pos)
+            if got < n:
                 self.truncated = True
-                n = len(raw) // self.subbuf * self.subbuf
+                n = got // self.subbuf * self.subbuf
                 if n == 0:
                     return
             self.consumed = pos + n - start
-            yield np.frombuffer(raw, np.uint8, n), pos
+            yield buf[:n], pos
             pos += n
         if pos < end:
             self.truncated = True  # a partial sub-buffer at the end of the file

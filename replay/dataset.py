@@ -111,8 +111,10 @@ class DatasetWriter:
             )
         self._events.write_table(table, row_group_size=_ROW_GROUP)
         self.rows += n
-        vc = pc.value_counts(batch.column("event").dictionary_decode())
-        for name, count in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+        event = batch.column("event")  # dictionary-encoded: count codes, not strings
+        vc = pc.value_counts(event.indices)
+        names = event.dictionary.take(vc.field("values"))
+        for name, count in zip(names.to_pylist(), vc.field("counts").to_pylist()):
             self.counts[name] += count
         lo, hi = pc.min_max(batch.column("ts_ns")).values()
         if lo.is_valid:

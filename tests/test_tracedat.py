@@ -12,7 +12,14 @@ import pytest
 from replay.errors import InputError
 from replay.ingestion import ingest
 from tests.conftest import SAMPLES, run_cli
-from tests.tracedat_samples import SAMPLE_PAIRS, dataset_rows, oracle, report_rows, small_v6
+from tests.tracedat_samples import (
+    SAMPLE_PAIRS,
+    dataset_rows,
+    oracle,
+    report_rows,
+    small_v6,
+    v7_zlib,
+)
 
 
 @pytest.mark.parametrize("name", list(SAMPLE_PAIRS))
@@ -24,6 +31,13 @@ def test_every_event_matches_trace_cmd_report(tmp_path, name):
     assert len(got) == len(expected)
     mismatched = [(i, e, g) for i, (e, g) in enumerate(zip(expected, got)) if e != g]
     assert not mismatched, mismatched[:3]
+
+
+def test_zlib_compressed_v7(tmp_path):
+    trace = v7_zlib(tmp_path / "zlib.dat")
+    out = ingest(trace, tmp_path / "ds", quiet=True)
+    assert json.loads((out / "meta.json").read_text())["trace_dat"]["compression"] == "zlib"
+    assert dataset_rows(out) == oracle("v7-none")
 
 
 def test_meta_describes_the_trace(tmp_path):

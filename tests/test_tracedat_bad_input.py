@@ -184,3 +184,27 @@ def test_garbage_that_decompresses(tmp_path):
     with pytest.raises(InputError, match="CPU 0: event record") as e:
         _read(path)
     assert f"compressed chunk at offset {V7_CPU0_DATA + 4})" in str(e.value)
+
+
+def test_lost_events_are_counted(tmp_path, v6):
+    """Sub-buffer missed-events flags: a stored count, and a loss of unknown size."""
+    data, data_at, expected = v6
+    b = bytearray(data)
+    pages = [data_at + i * PAGE for i in range((len(data) - data_at) // PAGE)]
+    commit = {p: struct.unpack_from("<Q", b, p + 8)[0] for p in pages}
+    counted = next(p for p in pages[1:60] if 16 + commit[p] + 8 <= PAGE)  # room for a count
+    struct.pack_into("<Q", b, counted + 8, commit[counted] | 3 << 30)
+    struct.pack_into("<Q", b, counted + 16 + commit[counted], 1234)
+    cpu1_page = pages[-3]
+    struct.pack_into("<Q", b, cpu1_page + 8, commit[cpu1_page] | 1 << 31)
+    path = tmp_path / "lost.dat"
+    path.write_bytes(bytes(b))
+    got, stats = _read(path)
+    assert dict(stats.lost_events) == {0: 1234}
+    assert stats.lost_unknown == {1}
+    assert {c: len(r) for c, r in got.items()} == {c: len(r) for c, r in expected.items()}
+    out = tmp_path / "out"
+    result = _cli("ingest", path, "-o", out, "-q")
+    assert result.returncode == 0 and "1234 events lost (CPUs [0, 1])" in result.stderr
+    meta = json.loads((out / "meta.json").read_text())["lost_events"]
+    assert meta == {"total": 1234, "per_cpu": {"0": 1234}, "unknown_count_cpus": [1]}

@@ -9,6 +9,7 @@ import functools
 import lzma
 import re
 import struct
+import zlib
 from pathlib import Path
 
 import duckdb
@@ -139,4 +140,63 @@ def small_v6(dest: Path) -> Path:
     for off, size in pairs:
         out += raw[off : off + size]
     dest.write_bytes(bytes(out))
+    return dest
+
+
+def v7_zlib(dest: Path) -> Path:
+    """The real v7 uncompressed sample with its sections and CPU data zlib-compressed.
+
+    trace-cmd on the capture machine was built with zstd only, so no zlib file could be
+    captured; this one is the v7-none sample compressed in place the way trace-cmd lays it
+    out (trace-cmd.dat.v7.5.txt): each metadata section body becomes u32 compressed size,
+    u32 size, zlib data, and each CPU's data a chunk stream (u32 count; per chunk of 10
+    sub-buffers: u32 compressed size, u32 size, zlib data), with the BUFFER option's sizes
+    updated. Offsets do not move: compressed data is smaller and the rest is zero padding.
+    """
+    raw = bytearray(lzma.open(SAMPLES / SAMPLE_PAIRS["v7-none"][0]).read())
+    assert raw[18:24] == b"none\0\0"
+    raw[18:22] = b"zlib"
+
+    def u(fmt: str, at: int) -> int:
+        return struct.unpack_from("<" + fmt, raw, at)[0]
+
+    sections, buffers = [], []
+    at = u("Q", 24)
+    while at:  # the chain of options sections
+        pos, at = at + 16, 0
+        while True:
+            opt, size = u("H", pos), u("I", pos + 2)
+            if opt == 0:
+                at = u("Q", pos + 6)
+                break
+            if 16 <= opt <= 21:  # header info ... cmdlines: offset of their section
+                sections.append(u("Q", pos + 6))
+            elif opt == 3:  # BUFFER
+                buffers.append(pos + 6)
+            pos += 6 + size
+    for s in sections:
+        size = u("Q", s + 8)
+        body = bytes(raw[s + 16 : s + 16 + size])
+        z = zlib.compress(body, 9)
+        if 8 + len(z) <= size:
+            struct.pack_into("<HQ", raw, s + 2, u("H", s + 2) | 1, 0)  # flags, then fix size
+            struct.pack_into("<QII", raw, s + 8, 8 + len(z), len(z), len(body))
+            raw[s + 24 : s + 16 + size] = z + bytes(size - 8 - len(z))
+    for b in buffers:
+        fly = u("Q", b)
+        struct.pack_into("<H", raw, fly + 2, u("H", fly + 2) | 1)
+        pos = raw.index(b"\0", raw.index(b"\0", b + 8) + 1) + 1  # past name and clock
+        page, count = u("I", pos), u("I", pos + 4)
+        for i in range(count):
+            entry = pos + 8 + 20 * i
+            off, size = u("Q", entry + 4), u("Q", entry + 12)
+            chunks = [bytes(raw[c : min(c + 10 * page, off + size)])
+                      for c in range(off, off + size, 10 * page)]
+            stream = struct.pack("<I", len(chunks))
+            for chunk in chunks:
+                z = zlib.compress(chunk)
+                stream += struct.pack("<II", len(z), len(chunk)) + z
+            raw[off : off + size] = stream + bytes(size - len(stream))
+            struct.pack_into("<Q", raw, entry + 12, len(stream) - 4)  # count word excluded
+    dest.write_bytes(bytes(raw))
     return dest

@@ -14,6 +14,7 @@ or the peak RSS above 512 MiB.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -63,6 +64,8 @@ def main() -> None:
     missing = [t for t in traces if not t.is_file()]
     if missing:
         sys.exit(f"missing input: {', '.join(map(str, missing))}")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+          "(other processes slow both tools; the CPU ratio is the steadier figure)")
     with tempfile.TemporaryDirectory(prefix="bench-tracedat-") as tmp:
         # warm numba's on-disk cache so that no run pays for compilation
         timed([sys.executable, "-m", "replay", "ingest", str(ROOT / "sample_traces" /
