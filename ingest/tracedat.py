@@ -81,7 +81,13 @@ class TraceDatReader(Reader):
             known = ", ".join(repr(n) if n else "'' (top)" for n in layout.buffers) or "none"
             what = f"buffer {name!r}" if name else "top-instance buffer"
             raise InputError(self.path, f"no {what} in this trace.dat (buffers: {known})")
-        return layout.buffers[name]
+        buf = layout.buffers[name]
+        others = [n for n, b in layout.buffers.items() if n != name and b.cpus]
+        if not any(d.size for d in buf.cpus) and others:
+            what = f"buffer {name!r}" if name else "the top-instance buffer"
+            raise InputError(self.path, f"{what} holds no data; use --buffer with one of: "
+                             + ", ".join(others))
+        return buf
 
     def _describe(self, layout: Layout, buf: Buffer) -> None:
         s = self.stats

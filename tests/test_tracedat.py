@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import lzma
 from collections import Counter
 import shutil
 import subprocess
@@ -60,6 +61,24 @@ def test_small_v6_keeps_every_event(tmp_path):
     trace = small_v6(tmp_path / "small.v6.dat")
     assert trace.stat().st_size < 1 << 20
     assert dataset_rows(ingest(trace, tmp_path / "ds", quiet=True)) == oracle("v6")
+
+
+def test_instance_buffer_with_lost_events(tmp_path):
+    """A real instance buffer whose ring buffer overflowed on CPU 0."""
+    trace = SAMPLES / "ftrace-instance.dat"
+    with pytest.raises(InputError, match="top-instance buffer holds no data; use --buffer "
+                                         "with one of: replaytest"):
+        ingest(trace, tmp_path / "top", quiet=True)
+    out = ingest(trace, tmp_path / "ds", quiet=True, buffer="replaytest")
+    text = lzma.open(SAMPLES / "ftrace-instance.report-t.txt.xz", "rt").read()
+    expected = report_rows(text, buffer="replaytest")
+    assert len(expected) == 107452
+    assert dataset_rows(out) == expected
+    assert "replaytest: CPU:0 [7242 EVENTS DROPPED]" in text
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["lost_events"] == {"total": 7242, "per_cpu": {"0": 7242},
+                                   "unknown_count_cpus": []}
+    assert meta["trace_dat"]["buffer"] == "replaytest"
 
 
 def test_unknown_buffer_is_refused(tmp_path):

@@ -34,10 +34,15 @@ _KV = re.compile(r"(\w+)=(\S+)")
 COLUMNS = ("cpu", "ts_ns", "pid", "comm", "event", "pfn", "order", "migratetype", "gfp_flags")
 
 
-def report_rows(text: str) -> list[tuple]:
-    """Rows of COLUMNS from `trace-cmd report -t` text, in its order."""
+def report_rows(text: str, buffer: str = "") -> list[tuple]:
+    """Rows of COLUMNS from `trace-cmd report -t` text, in its order (lines of an instance
+    `buffer` carry its name as a prefix; trace-cmd 3.1.6 leaves it off the first line
+    after a `[N EVENTS DROPPED]` line)."""
     rows = []
-    for line in text.splitlines():
+    prefix = f"{buffer}: " if buffer else ""
+    for line in text.split("\n"):  # not splitlines(): a comm may hold \x1c and such
+        if prefix and line.startswith(prefix):
+            line = line[len(prefix):]
         m = _LINE.match(line)
         if m is None:
             continue
