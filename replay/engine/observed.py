@@ -137,42 +137,49 @@ def zone_free_pages(pcls, zlo, zhi):
 
 
 @numba.njit(cache=True)
-def memarea_request(pcls, zlo, zhi, ztype, zfree, cursor, pref, size, grid, egrid, search,
-                    policy, block):
+def memarea_request(pcls, zlo, zhi, ztype, zfree, cursor, pref, size, grid, egrid, searches,
+                    policy, block, costs):
     """Ask memarea for `size` pages in the zonelist of zone type `pref`.
 
-    Returns (start, zone, cost, reclaimed, migrated, outcome, false_failure). The cursor
-    of the zone that served the request moves past the run.
+    `searches[0]` decides; the other searches (on the same candidate grid, so they find
+    the same run) only add their cost: `costs[j]` is what `searches[j]` spent. Returns
+    (start, zone, reclaimed, migrated, outcome, false_failure). The cursor of the zone
+    that served the request moves past the run.
     """
-    cost = 0
+    costs[:] = 0
     for z in range(len(zlo) - 1, -1, -1):
         if ztype[z] > pref:
             continue
-        s, c = find_run(pcls, zlo[z], zhi[z], size, grid[0], grid[1], cursor[z], search,
+        for j in range(1, len(searches)):
+            _, c = find_run(pcls, zlo[z], zhi[z], size, grid[0], grid[1], cursor[z],
+                            searches[j], policy, block, zfree[z])
+            costs[j] += c
+        s, c = find_run(pcls, zlo[z], zhi[z], size, grid[0], grid[1], cursor[z], searches[0],
                         policy, block, zfree[z])
-        cost += c
+        costs[0] += c
         if s >= 0:
             cursor[z] = s + size
             nf, nr, nm = run_classes(pcls, s, size)
             out = 3 if nm > 0 else (2 if nr > 0 else 1)
-            return s, z, cost, nr, nm, out, False
+            return s, z, nr, nm, out, False
     exists = False
     for z in range(len(zlo)):
         if ztype[z] <= pref and run_exists(pcls, zlo[z], zhi[z], size, egrid[0], egrid[1],
                                            zfree[z]):
             exists = True
             break
-    return -1, -1, cost, 0, 0, 4, exists
+    return -1, -1, 0, 0, 4, exists
 
 
 @numba.njit(cache=True)
 def replay_observed(kind, pfn, order, pclass, zone_pref, pcls, aorder, zlo, zhi, ztype,
-                    max_order, search, policy, grids, egrids, req_slot, r_out, r_cost,
+                    max_order, searches, policy, grids, egrids, req_slot, r_out, r_cost,
                     r_recl, r_migr, r_false, sample_every, alo, ahi, ser_nr, ser_long,
                     ser_at):
     """Replay the stream over (pcls, aorder), answering memarea for requests above max_order.
 
-    Per request slot: outcome, cost, pages reclaimed, pages migrated, false failure.
+    Per request slot: outcome, cost per search, pages reclaimed, pages migrated, false
+    failure.
     With sample_every > 0, also fills the series (free blocks per zone/order as a fully
     coalesced buddy would hold them, longest free run) every `sample_every` events and at
     the end, over the pages [alo, ahi) of each zone that can ever be free. Returns the
@@ -199,11 +206,10 @@ def replay_observed(kind, pfn, order, pclass, zone_pref, pcls, aorder, zlo, zhi,
         if kind[i] == ALLOC:
             slot = req_slot[i]
             if slot >= 0:
-                s, z, c, nr, nm, out, ex = memarea_request(
+                s, z, nr, nm, out, ex = memarea_request(
                     pcls, zlo, zhi, ztype, zfree, cursor, zone_pref[i], np.int64(1) << o,
-                    grids[o], egrids[o], search, policy, block)
+                    grids[o], egrids[o], searches, policy, block, r_cost[slot])
                 r_out[slot] = out
-                r_cost[slot] = c
                 r_recl[slot] = nr
                 r_migr[slot] = nm
                 r_false[slot] = ex

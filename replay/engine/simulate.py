@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -153,36 +153,63 @@ def _grids(ctx: Context, search: int, n: int) -> tuple[np.ndarray, np.ndarray]:
             memarea.request_grids(orders, o.align, o.offset, memarea.LINEAR, n))
 
 
-def run_configuration(cfg: tuple[str, int, str, str]) -> dict[str, Any]:
-    """Run one configuration over the shared context; small arrays and counts back."""
+Group = tuple[str, int, str, tuple[str, ...], bool]  # mode, N, policy, searches, series
+
+
+def _groups(ctx: Context, configs: list[tuple[str, int, str, str]]) -> list[Group]:
+    """Configurations that differ only in a search sharing one candidate grid run as one
+    replay: they find the same runs (memarea's module docstring), so only their costs
+    differ. `coalesced` shares unless the alignment cuts max-order blocks. The first
+    observed group records the observed series (the same for every observed run)."""
+    o = ctx.options
+    top = int(ctx.stream.order.max())
+    keyed: dict[tuple, list[str]] = {}
+    for mode, n, search, policy in configs:
+        shared = search == "none" or all(
+            memarea.grid(o.align, o.offset, k, memarea.COALESCED, n)
+            == memarea.grid(o.align, o.offset, k, memarea.LINEAR, n)
+            for k in range(n + 1, top + 1)) or search != "coalesced"
+        keyed.setdefault((mode, n, policy, "shared" if shared else search), []).append(search)
+    out: list[Group] = []
+    series_taken = False
+    for (mode, n, policy, _), searches in keyed.items():
+        series = mode == "observed" and not series_taken
+        series_taken |= series
+        out.append((mode, n, policy, tuple(searches), series))
+    return out
+
+
+def run_group(group: Group) -> list[dict[str, Any]]:
+    """Run one group of configurations over the shared context; one result per search."""
     ctx = _CTX
     assert ctx is not None
-    mode, n, search_name, policy_name = cfg
+    mode, n, policy_name, search_names, record_series = group
     t0 = time.perf_counter()
     s = ctx.stream
-    baseline = search_name == "none"
-    search = memarea.SEARCHES.index(search_name) if not baseline else 0
+    baseline = search_names == ("none",)
+    searches = np.array([0 if x == "none" else memarea.SEARCHES.index(x)
+                         for x in search_names], np.int64)
     policy = memarea.POLICIES.index(policy_name) if not baseline else 0
     slot, sel = _req_slots(ctx, COSTLY_ORDER + 1 if baseline else n + 1)
     m = len(sel)
     r_out = np.full(m, 4, np.int64)
-    r_cost = np.zeros(m, np.int64)
+    r_cost = np.zeros((m, len(searches)), np.int64)
     r_recl = np.zeros(m, np.int64)
     r_migr = np.zeros(m, np.int64)
     r_false = np.zeros(m, np.bool_)
-    grids, egrids = _grids(ctx, search, n)
+    grids, egrids = _grids(ctx, int(searches[0]), n)
     nz = len(ctx.zlo)
     samples = ctx.options.series_samples + 2
     ser_nr = np.zeros((samples, nz, SERIES_ORDERS), np.int64)
     ser_long = np.zeros((samples, nz), np.int64)
     ser_at = np.full(samples, -1, np.int64)
-    result: dict[str, Any] = {"cfg": cfg}
+    result: dict[str, Any] = {}
     if mode == "observed":
         pcls = ctx.pcls0.copy()
         aorder = ctx.aorder0.copy()
-        every = ctx.sample_every if cfg == _series_owner(ctx.options) else 0
+        every = ctx.sample_every if record_series else 0
         bad = replay_observed(s.kind, s.pfn, s.order, s.pclass, s.zone_type, pcls, aorder,
-                              ctx.zlo, ctx.zhi, ctx.ztype, n, search, policy, grids, egrids,
+                              ctx.zlo, ctx.zhi, ctx.ztype, n, searches, policy, grids, egrids,
                               slot, r_out, r_cost, r_recl, r_migr, r_false, every, ctx.alo,
                               ctx.ahi, ser_nr, ser_long, ser_at)
         result["inconsistencies"] = bad
@@ -205,7 +232,7 @@ def run_configuration(cfg: tuple[str, int, str, str]) -> dict[str, Any]:
                 break
             replay_simulated(st, cursor, s.kind, s.pfn, s.order, s.migratetype, s.pclass,
                              s.zone_type, lo, hi, ctx.zlo, ctx.zhi, ctx.ztype, n,
-                             state.pb_order, search, policy, grids, egrids, slot, r_out,
+                             state.pb_order, searches, policy, grids, egrids, slot, r_out,
                              r_cost, r_recl, r_migr, r_false)
             if ctx.options.check:
                 validate_buddy(state, ctx.zlo, ctx.zhi)
@@ -216,16 +243,11 @@ def run_configuration(cfg: tuple[str, int, str, str]) -> dict[str, Any]:
         result["inconsistencies"] = None
         result["end_blocks"] = state.nr_free.sum(axis=2)  # zone x order
     keep = ser_at >= 0
-    result.update(sel=sel, out=r_out, cost=r_cost, reclaimed=r_recl, migrated=r_migr,
-                  false=r_false, ser_at=ser_at[keep], ser_nr=ser_nr[keep],
-                  ser_long=ser_long[keep], elapsed=time.perf_counter() - t0)
-    return result
-
-
-def _series_owner(options: SimOptions) -> tuple[str, int, str, str]:
-    """The one observed configuration that records the observed series (it is the same
-    for every observed configuration)."""
-    return ("observed", options.max_orders[0], options.searches[0], options.policies[0])
+    result.update(sel=sel, out=r_out, reclaimed=r_recl, migrated=r_migr, false=r_false,
+                  ser_at=ser_at[keep], ser_nr=ser_nr[keep], ser_long=ser_long[keep],
+                  elapsed=(time.perf_counter() - t0) / len(searches))
+    return [{**result, "cfg": (mode, n, name, policy_name), "cost": r_cost[:, j].copy()}
+            for j, name in enumerate(search_names)]
 
 
 def prepare(dataset: Path, options: SimOptions) -> Context:
@@ -274,10 +296,11 @@ def build_context(stream: Stream, layout: Layout, options: SimOptions,
 
 
 def run_in_process(ctx: Context, configs: list[tuple[str, int, str, str]]) -> list[dict]:
-    """Run configurations one after the other in this process (tests, small inputs)."""
+    """Run configurations in this process (tests, small inputs); results in their order."""
     global _CTX
     _CTX = ctx
-    return [run_configuration(c) for c in configs]
+    by_cfg = {r["cfg"]: r for g in _groups(ctx, configs) for r in run_group(g)}
+    return [by_cfg[c] for c in configs]
 
 
 def observed_end_blocks(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
@@ -290,10 +313,10 @@ def observed_end_blocks(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     empty = np.zeros(0, np.int64)
     grids = np.zeros((int(s.order.max()) + 1, 2), np.int64)
     bad = replay_observed(s.kind, s.pfn, s.order, s.pclass, s.zone_type, pcls, aorder,
-                          ctx.zlo, ctx.zhi, ctx.ztype, ctx.options.kernel_max_order, 0, 0,
-                          grids, grids, none, empty, empty, empty, empty,
-                          np.zeros(0, np.bool_), 0, ctx.alo, ctx.ahi,
-                          np.zeros((0, 1, 1), np.int64),
+                          ctx.zlo, ctx.zhi, ctx.ztype, ctx.options.kernel_max_order,
+                          np.zeros(1, np.int64), 0, grids, grids, none, empty,
+                          np.zeros((0, 1), np.int64), empty, empty, np.zeros(0, np.bool_),
+                          0, ctx.alo, ctx.ahi, np.zeros((0, 1, 1), np.int64),
                           np.zeros((0, 1), np.int64), empty)
     out = np.zeros((len(ctx.zlo), SERIES_ORDERS), np.int64)
     for z in range(len(ctx.zlo)):
@@ -311,21 +334,28 @@ def run_sweep(dataset: Path, options: SimOptions, quiet: bool = False) -> dict[s
     ctx = prepare(dataset, options)
     _CTX = ctx
     end_observed, inconsistencies = observed_end_blocks(ctx)
-    configs = options.configurations()
+    groups = _groups(ctx, options.configurations())
     results: list[dict[str, Any]] = []
     jobs = options.jobs or os.cpu_count() or 1
-    with progress_bar("simulate", len(configs), quiet=quiet, unit_bytes=False) as bar:
-        results.append(run_configuration(configs[0]))  # the baseline; compiles in the parent
+    with progress_bar("simulate", len(groups), quiet=quiet, unit_bytes=False) as bar:
+        results += run_group(groups[0])  # the baseline; compiles in the parent
         bar.update(1)
-        if jobs > 1 and len(configs) > 2:
+        if jobs > 1 and len(groups) > 2:
+            # the longest replays first: simulated before observed, low N before high
+            order = sorted(range(1, len(groups)),
+                           key=lambda i: (groups[i][0] != "simulated", groups[i][1]))
             with ProcessPoolExecutor(jobs, mp_context=get_context("fork")) as pool:
-                for r in pool.map(run_configuration, configs[1:]):
-                    results.append(r)
-                    bar.update(len(results))
+                futures = {pool.submit(run_group, groups[i]): i for i in order}
+                done = {}
+                for f in as_completed(futures):
+                    done[futures[f]] = f.result()
+                    bar.update(len(done) + 1)
+            for i in sorted(done):
+                results += done[i]
         else:
-            for cfg in configs[1:]:
-                results.append(run_configuration(cfg))
-                bar.update(len(results))
+            for i, g in enumerate(groups[1:], 2):
+                results += run_group(g)
+                bar.update(i)
     snapdir = Path(options.snapshots) if options.snapshots else dataset / SNAPSHOTS_DIR
     buddyinfo_path = find_snapshot(snapdir, "end-buddyinfo")
     buddyinfo = parse_buddyinfo(buddyinfo_path.read_text()) if buddyinfo_path else None

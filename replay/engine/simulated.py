@@ -182,7 +182,7 @@ def _free_traced(st, zlo, zhi, p, o, max_order, pbo):
 
 @numba.njit(cache=True)
 def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, zone_pref, lo, hi,
-                     zlo, zhi, ztype, max_order, pbo, search, policy, grids, egrids,
+                     zlo, zhi, ztype, max_order, pbo, searches, policy, grids, egrids,
                      req_slot, r_out, r_cost, r_recl, r_migr, r_false):
     """Replay stream entries [lo, hi) through the simulator, filling request slots."""
     pcls, zfree, ctr = st[8], st[6], st[12]
@@ -207,9 +207,9 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, zone_pre
                 r_out[slot] = 0 if s >= 0 else 4
             continue
         ctr[8] += 1
-        s, z, c, nr, nm, out, ex = memarea_request(
+        s, z, nr, nm, out, ex = memarea_request(
             pcls, zlo, zhi, ztype, zfree, cursor, zone_pref[i], n, grids[o], egrids[o],
-            search, policy, block)
+            searches, policy, block, r_cost[slot])
         if s >= 0:
             rec, mig = _take_run(st, z, zlo, zhi, ztype, s, n, max_order, pbo)
             _mark_alloc(st, s, n, pclass[i], migratetype[i], p)
@@ -220,7 +220,6 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, zone_pre
                 st[11][x] = -1
         if slot >= 0:
             r_out[slot] = out
-            r_cost[slot] = c
             r_recl[slot] = nr
             r_migr[slot] = nm
             r_false[slot] = ex
