@@ -141,27 +141,29 @@ def memarea_request(pcls, zlo, zhi, ztype, zfree, cursor, pref, size, grid, egri
                     policy, block, costs):
     """Ask memarea for `size` pages in the zonelist of zone type `pref`.
 
-    `searches[0]` decides; the other searches (on the same candidate grid, so they find
-    the same run) only add their cost: `costs[j]` is what `searches[j]` spent. Returns
-    (start, zone, reclaimed, migrated, outcome, false_failure). The cursor of the zone
-    that served the request moves past the run.
+    The cheapest way first: a free run anywhere in the zonelist, then (policy permitting)
+    one needing reclaim, then one needing migration; the outcome names the step that
+    succeeded. `searches[0]` decides; the other searches (on the same candidate grid, so
+    they find the same run) only add their cost: `costs[j]` is what `searches[j]` spent.
+    Returns (start, zone, reclaimed, migrated, outcome, false_failure). The cursor of the
+    zone that served the request moves past the run.
     """
     costs[:] = 0
-    for z in range(len(zlo) - 1, -1, -1):
-        if ztype[z] > pref:
-            continue
-        for j in range(1, len(searches)):
-            _, c = find_run(pcls, zlo[z], zhi[z], size, grid[0], grid[1], cursor[z],
-                            searches[j], policy, block, zfree[z])
-            costs[j] += c
-        s, c = find_run(pcls, zlo[z], zhi[z], size, grid[0], grid[1], cursor[z], searches[0],
-                        policy, block, zfree[z])
-        costs[0] += c
-        if s >= 0:
-            cursor[z] = s + size
-            nf, nr, nm = run_classes(pcls, s, size)
-            out = 3 if nm > 0 else (2 if nr > 0 else 1)
-            return s, z, nr, nm, out, False
+    for level in range(policy + 1):
+        for z in range(len(zlo) - 1, -1, -1):
+            if ztype[z] > pref:
+                continue
+            for j in range(1, len(searches)):
+                _, c = find_run(pcls, zlo[z], zhi[z], size, grid[0], grid[1], cursor[z],
+                                searches[j], level, block, zfree[z])
+                costs[j] += c
+            s, c = find_run(pcls, zlo[z], zhi[z], size, grid[0], grid[1], cursor[z],
+                            searches[0], level, block, zfree[z])
+            costs[0] += c
+            if s >= 0:
+                cursor[z] = s + size
+                nf, nr, nm = run_classes(pcls, s, size)
+                return s, z, nr, nm, 1 + level, False
     exists = False
     for z in range(len(zlo)):
         if ztype[z] <= pref and run_exists(pcls, zlo[z], zhi[z], size, egrid[0], egrid[1],

@@ -491,13 +491,13 @@ def _run_row(ctx: Context, r: dict[str, Any], fid: dict[str, Any],
     c = r["counters"]
     if c is not None:
         cd = dict(zip(COUNTERS, map(int, c)))
-        row.update({k: cd[k] for k in COUNTERS})
+        row.update({k: cd[k] for k in COUNTERS if k not in row})
         row["splits_per_alloc"] = cd["split_steps"] / cd["allocs"] if cd["allocs"] else None
         row["merges_per_free"] = cd["merge_steps"] / cd["frees"] if cd["frees"] else None
         row["lists_per_alloc"] = cd["lists_probed"] / cd["allocs"] if cd["allocs"] else None
         row["fallbacks"] = cd["claims"] + cd["steals"]
     else:
-        row.update({k: None for k in COUNTERS})
+        row.update({k: None for k in COUNTERS if k not in row})
         row.update(splits_per_alloc=None, merges_per_free=None, lists_per_alloc=None,
                    fallbacks=None)
     row["extfrag_trace"] = s.extfrag
