@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pyarrow as pa
 
+from ingest.sniff import PERF_MAGICS, TRACE_DAT_MAGIC
 from ingest.source import open_stream
 from ingest.text_values import strings
 from replay.errors import InputError
@@ -65,6 +67,17 @@ def _block(first_line: int, data: bytes, raw_position: int) -> LineBlock:
     return LineBlock(first_line, buf, starts, ends, raw_position)
 
 
+def _binary(path: Path, head: bytes, line: int) -> NoReturn:
+    """Refuse binary data in a text trace, naming the format when it is a known one."""
+    if head.startswith(TRACE_DAT_MAGIC):
+        raise InputError(path, "a trace.dat file, not text: leave out --format or use "
+                         "--format trace.dat")
+    if head[:8] in PERF_MAGICS:
+        raise InputError(path, "a perf.data file, not text: leave out --format or use "
+                         "--format perf.data")
+    raise InputError(path, "binary data in a text trace", where=f"line {line}")
+
+
 def _cut(data: bytes, continuation: bytes | None) -> int:
     """Where to end a block of `data`: after its last line break, or, when lines starting
     with `continuation` belong to the line before, after the last break not followed by
@@ -106,8 +119,7 @@ def line_blocks(path: Path, block_bytes: int | None = None,
                 data, rest = data[:cut], data[cut:]
             nul = data.find(b"\x00")
             if nul >= 0:
-                at = line + data.count(b"\n", 0, nul)
-                raise InputError(path, "binary data in a text trace", where=f"line {at}")
+                _binary(path, data if line == 1 else b"", line + data.count(b"\n", 0, nul))
             block = _block(line, _utf8(data), s.tell_raw())
             yield block
             line += len(block.starts)

@@ -75,9 +75,7 @@ class EventLineReader(Reader):
         """Count lines of other events, loss markers and malformed page-event lines."""
         other = np.flatnonzero(sc.kind == KIND_OTHER)
         if len(other):
-            vc = pc.value_counts(strings(block.data, sc.name_s[other], sc.name_e[other]))
-            for name, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
-                self.stats.skipped[name] += n
+            self.count_skipped(strings(block.data, sc.name_s[other], sc.name_e[other]))
         bad = np.flatnonzero(sc.kind == KIND_BAD_PAGE)
         none = np.flatnonzero(sc.kind == KIND_NONE)
         if len(none):
@@ -89,15 +87,7 @@ class EventLineReader(Reader):
         """Account for lines that are not event lines; return those of page events."""
         rest = block.text(index)
         if self.LOSS is not None:
-            loss = pc.extract_regex(rest, self.LOSS)
-            got = loss.filter(loss.is_valid())
-            for cpu, n in zip(pc.struct_field(got, "cpu").to_pylist(),
-                              pc.struct_field(got, "n").to_pylist()):
-                if n:
-                    self.stats.lost_events[int(cpu)] += int(n)
-                else:
-                    self.stats.lost_unknown.add(int(cpu))
-            not_loss = pc.invert(loss.is_valid())
+            not_loss = pc.invert(self.count_losses(rest))
             rest = rest.filter(not_loss)
             index = index[not_loss.to_numpy(zero_copy_only=False)]
         ignorable = pc.match_substring_regex(rest, self.IGNORE)
@@ -109,6 +99,24 @@ class EventLineReader(Reader):
         if n_foreign:
             self.stats.skipped[""] += n_foreign
         return index[looks_page.to_numpy(zero_copy_only=False)]
+
+    def count_skipped(self, names: pa.Array) -> None:
+        """Count lines of other events by event name."""
+        vc = pc.value_counts(names)
+        for name, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+            self.stats.skipped[name] += n
+
+    def count_losses(self, lines: pa.Array) -> pa.Array:
+        """Count the loss markers (LOSS) among `lines`; return which lines are markers."""
+        loss = pc.extract_regex(lines, self.LOSS)
+        got = loss.filter(loss.is_valid())
+        for cpu, n in zip(pc.struct_field(got, "cpu").to_pylist(),
+                          pc.struct_field(got, "n").to_pylist()):
+            if n:
+                self.stats.lost_events[int(cpu)] += int(n)
+            else:
+                self.stats.lost_unknown.add(int(cpu))
+        return loss.is_valid()
 
     def _preamble(self, lines: pa.Array) -> None:
         """Facts the preamble states: CPU count, entries overwritten in the ring buffer."""

@@ -57,7 +57,8 @@ class FunctionGraphReader(EventLineReader):
                                 value_set=pa.array(TEXT_EVENT_NAMES))
             page = index.is_valid().to_numpy(zero_copy_only=False)
             code = index.fill_null(0).to_numpy()
-            self._count_other(pc.struct_field(parts, "event").filter(pa.array(~page)))
+            if not page.all():
+                self.count_skipped(pc.struct_field(parts, "event").filter(pa.array(~page)))
             bad = self._call_graph_lines(block, np.flatnonzero(~matched))
             parts = parts.filter(pa.array(page))
             rows = comment[page]
@@ -73,7 +74,9 @@ class FunctionGraphReader(EventLineReader):
         bodies = pc.struct_field(parts, "body")
         offsets = np.frombuffer(bodies.buffers()[1], np.int32)[
             bodies.offset : bodies.offset + len(bodies) + 1].astype(np.int64)
-        buf = np.frombuffer(bodies.buffers()[2], np.uint8)
+        data = bodies.buffers()[2]
+        buf = np.frombuffer(data if data is not None else b"", np.uint8)
+        buf.setflags(write=False)  # the type text blocks have: one compiled variant
         vals, valid, gfp_s, gfp_e, ok = decode_bodies(buf, offsets[:-1], offsets[1:], evs)
         keep = pa.array(ok)
         cols = value_columns(buf, vals[ok], valid[ok], gfp_s[ok], gfp_e[ok])
@@ -87,25 +90,12 @@ class FunctionGraphReader(EventLineReader):
         cols["ts_ns"] = pc.add(pc.multiply(secs, 1_000_000_000), pc.multiply(usecs, 1000))
         return event_batch(cols, int(ok.sum())), ok
 
-    def _count_other(self, names: pa.Array) -> None:
-        if len(names):
-            vc = pc.value_counts(names)
-            for name, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
-                self.stats.skipped[name] += n
-
     def _call_graph_lines(self, block, index: np.ndarray) -> np.ndarray:  # noqa: ANN001
         """Lines that are no event comment: loss markers, call graph, or a malformed page
         event; the call-graph lines are the tracer's own and are not counted."""
         if not len(index):
             return index
         rest = block.text(index)
-        loss = pc.extract_regex(rest, self.LOSS)
-        got = loss.filter(loss.is_valid())
-        for cpu, n in zip(pc.struct_field(got, "cpu").to_pylist(),
-                          pc.struct_field(got, "n").to_pylist()):
-            if n:
-                self.stats.lost_events[int(cpu)] += int(n)
-            else:
-                self.stats.lost_unknown.add(int(cpu))
+        self.count_losses(rest)
         page = pc.match_substring_regex(rest, r"/\*\s*" + PAGE_EVENT_WORD)
         return index[page.to_numpy(zero_copy_only=False)]

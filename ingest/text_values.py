@@ -136,6 +136,21 @@ def parse_number(buf, s, e):  # noqa: ANN001, ANN201
 
 
 @njit(cache=True, nogil=True)
+def _null(buf, s, e):  # noqa: ANN001, ANN202
+    """Whether a printed pointer is NULL: `(null)`, `(nil)`, zeros, 0x0."""
+    if s < e and buf[s] == 40:
+        return _equals(buf, s, e, _NULL) or _equals(buf, s, e, _NIL)
+    if e - s > 2 and buf[s] == 48 and buf[s + 1] == 120:
+        s += 2
+    if s >= e:
+        return False
+    for j in range(s, e):
+        if buf[j] != 48:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def decode_body(buf, s, e, ev, row, vals, valid, gfp_s, gfp_e):  # noqa: ANN001, ANN201
     """Decode the kmem body buf[s:e] of canonical event `ev` into row `row`.
 
@@ -144,7 +159,7 @@ def decode_body(buf, s, e, ev, row, vals, valid, gfp_s, gfp_e):  # noqa: ANN001,
     column, or a field the event cannot do without.
     """
     has_page = False
-    null_page = False
+    page_s = page_e = 0
     i = s
     while i < e:
         while i < e and (buf[i] == 32 or buf[i] == 9):
@@ -164,16 +179,10 @@ def decode_body(buf, s, e, ev, row, vals, valid, gfp_s, gfp_e):  # noqa: ANN001,
         f = lookup(buf, k, ke, KEY_DATA, KEY_OFF)
         if f < 0:
             continue  # unknown extra field (pageblock_order=, fragmenting=, cold=, ...)
-        if f == F_PAGE:
+        if f == F_PAGE:  # decoded after the loop, only where no pfn was printed
             has_page = True
-            if _equals(buf, v, i, _NULL) or _equals(buf, v, i, _NIL):
-                null_page = True
-            else:
-                x, ok = parse_hex(buf, v, i)
-                if ok:  # junk such as "(____ptrval____)" is not a key anyway
-                    vals[row, F_PAGE] = x
-                    valid[row, F_PAGE] = True
-                    null_page = x == 0
+            page_s = v
+            page_e = i
         elif f == F_GFP:  # gfp_flags=
             if i == v:
                 return False
@@ -201,11 +210,13 @@ def decode_body(buf, s, e, ev, row, vals, valid, gfp_s, gfp_e):  # noqa: ANN001,
     if not has_pfn and not has_page:
         return False
     # A failed allocation: NULL page, or pfn -1 (the 4.1+ binary value some tools print).
-    if null_page or (has_pfn and vals[row, F_PFN] == -1):
+    if (has_pfn and vals[row, F_PFN] == -1) or (has_page and _null(buf, page_s, page_e)):
         valid[row, F_PFN] = False
-        valid[row, F_PAGE] = False
-    elif has_pfn:
-        valid[row, F_PAGE] = False  # the pointer is kept only where no pfn was traced
+    elif not has_pfn:  # the pointer is kept only where no pfn was traced
+        x, ok = parse_hex(buf, page_s, page_e)
+        if ok:  # junk such as "(____ptrval____)" is not a key anyway
+            vals[row, F_PAGE] = x
+            valid[row, F_PAGE] = True
     if ev == EV_FREE_BATCHED:
         if not valid[row, F_ORDER]:  # order=0 printed since 4.15, implied before
             vals[row, F_ORDER] = 0
@@ -269,10 +280,11 @@ def dictionary(codes: np.ndarray, names: tuple[str, ...] = EVENT_NAMES) -> pa.Di
 def value_columns(buf: np.ndarray, vals: np.ndarray, valid: np.ndarray, gfp_s: np.ndarray,
                   gfp_e: np.ndarray) -> dict[str, pa.Array]:
     """Schema columns from `decode_body` outputs (rows already selected)."""
-    cols = {
-        name: pa.array(vals[:, f].astype(dtype), mask=~valid[:, f])
-        for f, (name, dtype) in enumerate(zip(FIELDS, _DTYPES))
-    }
+    cols = {}
+    for f, (name, dtype) in enumerate(zip(FIELDS, _DTYPES)):
+        ok = valid[:, f]
+        if ok.any():  # columns of other events (extfrag's, zone_locked's) are mostly empty
+            cols[name] = pa.array(vals[:, f].astype(dtype), mask=None if ok.all() else ~ok)
     has = gfp_s >= 0
     cols["gfp_flags"] = strings(buf, gfp_s, gfp_e, None if has.all() else has).dictionary_encode()
     return cols
