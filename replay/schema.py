@@ -99,10 +99,13 @@ def _column(field: pa.Field, values: object, n: int) -> pa.Array:
         return pa.nulls(n, type=field.type)
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    elif isinstance(values, np.ma.MaskedArray):
-        arr = pa.array(values.data, mask=np.ma.getmaskarray(values))
     else:
-        arr = pa.array(values)
+        # typed up front: a u64 address above 2^63 must not be guessed as int64
+        typ = None if pa.types.is_dictionary(field.type) else field.type
+        if isinstance(values, np.ma.MaskedArray):
+            arr = pa.array(values.data, mask=np.ma.getmaskarray(values), type=typ)
+        else:
+            arr = pa.array(values, type=typ)
     if arr.type != field.type:
         if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(arr.type):
             arr = arr.cast(pa.string()).dictionary_encode()
