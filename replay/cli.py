@@ -181,6 +181,46 @@ def simulate(
     print_summary(summary)
 
 
+@app.command()
+def report(
+    source: Annotated[Path, typer.Argument(help="Trace file (ingested first) or dataset "
+                                           "directory.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output",
+                      help="report.html to write; report.md and report.json go beside it "
+                           "(default: DATASET/report.html).")] = None,
+    max_order: Annotated[str, typer.Option("--max-order",
+                         help="Candidate max orders: a range and/or list, e.g. 3..10 or "
+                              "5,6,10.")] = "3..10",
+    search: Annotated[str, typer.Option("--search", help="memarea searches: linear, "
+                                        "coalesced, bitmap.")] = "linear,coalesced,bitmap",
+    policy: Annotated[str, typer.Option("--policy", help="memarea policies: free, reclaim, "
+                                        "migrate.")] = "free,reclaim,migrate",
+    bar_policy: Annotated[str, typer.Option("--bar-policy",
+                          help="Policy the recommendation's bar judges.")] = "migrate",
+    min_satisfied: Annotated[float, typer.Option("--min-satisfied",
+                             help="Share of requests above N memarea must satisfy for the "
+                                  "bar.")] = 0.99,
+    snapshots: Annotated[Optional[Path], typer.Option("--snapshots",
+                         help="Directory of /proc snapshots (start-zoneinfo, end-buddyinfo) "
+                              "giving the memory layout and the fidelity check (default: "
+                              "the dataset's snapshots/).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing report files "
+                                        "(and re-ingest a trace).")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Sweep candidate max orders and write a report recommending the lowest that works."""
+    from replay.report.make import make_report
+    from replay.report.options import report_options
+
+    try:
+        options = report_options(max_order, search, policy, bar_policy, min_satisfied,
+                                 snapshots)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    for path in make_report(source, output, options, force=force, quiet=quiet):
+        console.print(f"wrote {path}")
+
+
 _FORMAT_HELP = "Output format: table (aligned; boxed on a terminal), csv or json."
 
 

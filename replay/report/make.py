@@ -1,0 +1,93 @@
+"""`replay report`: trace or dataset → sweep → report.html, report.md and report.json.
+
+This module only sequences the steps; ingesting is `replay.ingestion`, the sweep is the
+engine's, the figures come from `collect`, the verdict from `recommend`, and each output
+format has its own renderer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from replay.dataset import default_output, is_dataset, read_meta
+from replay.errors import InputError, OutputError
+from replay.report.options import ReportOptions
+
+
+def report_paths(html: Path) -> tuple[Path, Path, Path]:
+    """report.html and, side by side, report.md and report.json."""
+    return html, html.with_suffix(".md"), html.with_suffix(".json")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def dataset_for(source: Path, force: bool, quiet: bool) -> Path:
+    """The dataset to report on: `source` itself, or the dataset of trace `source`.
+
+    A trace is ingested into its default dataset directory; an existing one is reused when
+    it was made from the same bytes (same sha256), and replaced only with `force`.
+    """
+    if source.is_dir():
+        read_meta(source)  # raises a one-line InputError when it is not a dataset
+        return source
+    if not source.exists():
+        raise InputError(source, "no such trace or dataset")
+    out = default_output(source)
+    if is_dataset(out) and not force:
+        if read_meta(out).get("source", {}).get("sha256") == _sha256(source):
+            return out
+        raise OutputError(f"{out}: exists but was made from another file "
+                          "(use --force to ingest again)")
+    from replay.ingestion import ingest
+
+    return ingest(source, out, force=True, quiet=quiet)
+
+
+def make_report(source: Path, html: Path | None, options: ReportOptions,
+                force: bool = False, quiet: bool = False) -> tuple[Path, Path, Path]:
+    """Write the report of `source` (trace or dataset); return the three files written."""
+    source = Path(source)
+    dataset = dataset_for(source, force, quiet)
+    paths = report_paths(Path(html) if html else dataset / "report.html")
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        raise OutputError(f"{existing[0]}: already exists (use --force to replace it)")
+    if not paths[0].parent.is_dir():
+        raise OutputError(f"{paths[0].parent}: no such directory")
+    # the engine, DuckDB and matplotlib load only once the inputs and outputs are known good
+    from replay.report.collect import collect
+    from replay.report.html import render_html
+    from replay.report.markdown import render_markdown
+    from replay.report.plots import render_all
+    from replay.report.sweep import ensure_sweep
+
+    ensure_sweep(dataset, options, quiet=quiet)
+    rep = collect(dataset, options, source=source)
+    texts = (render_html(rep, render_all(rep)), render_markdown(rep),
+             json.dumps(rep, indent=1, default=str) + "\n")
+    _write_all(paths, texts)
+    return paths
+
+
+def _write_all(paths: tuple[Path, ...], texts: tuple[str, ...]) -> None:
+    """Write every file under a temporary name, then rename them all into place."""
+    tmps = [p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in paths]
+    try:
+        for tmp, text in zip(tmps, texts):
+            tmp.write_text(text, encoding="utf-8")
+        for tmp, p in zip(tmps, paths):
+            tmp.replace(p)
+    except OSError as e:
+        raise OutputError(f"{e.filename}: cannot write: {e.strerror}") from None
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)

@@ -1,0 +1,201 @@
+"""The report's tables, defined once for the HTML and the Markdown renderers.
+
+A table only selects figures from the report dict and names its columns; formatting a
+value for humans is `cell()`'s one job. Both renderers print the same tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: the row key it shows, its header, and how to print the value."""
+
+    key: str
+    header: str
+    kind: str = "int"  # int | float | pct | text | bool
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table of rows (dicts) and the columns shown."""
+
+    key: str
+    title: str
+    columns: tuple[Column, ...]
+    rows: list[dict[str, Any]]
+    note: str = ""
+
+
+def cell(value: Any, kind: str) -> str:
+    """A value as printed in a table cell; missing values print as an en dash."""
+    if value is None:
+        return "–"
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "float":
+        v = float(value)
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+    if kind == "pct":
+        v = 100 * float(value)
+        return "100%" if v == 100 else f"{v:.2f}%"
+    if kind == "bool":
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _c(*specs: tuple[str, str, str] | tuple[str, str]) -> tuple[Column, ...]:
+    return tuple(Column(*s) for s in specs)
+
+
+def provenance_table(fig: dict[str, Any]) -> Table:
+    p = fig["provenance"]
+    rows = [{"what": k, "value": v} for k, v in p["summary"]]
+    return Table("provenance", "Provenance", _c(("what", "", "text"), ("value", "", "text")),
+                 rows)
+
+
+def demand_tables(fig: dict[str, Any]) -> list[Table]:
+    d = fig["demand"]
+    tables = [
+        Table("orders", "Demand per order", _c(
+            ("order", "order"), ("requests", "requests"), ("failed", "failed"),
+            ("pages", "pages"), ("rate_per_s", "requests/s", "float"),
+            ("atomic", "cannot sleep"), ("can_sleep", "can sleep")), d["orders"],
+            "mm_page_alloc events; failed: no page returned. Cannot sleep: in irq context, "
+            "GFP_ATOMIC, or no direct reclaim otherwise (GFP_NOWAIT, GFP_TRANSHUGE_LIGHT); "
+            "can sleep: __GFP_DIRECT_RECLAIM."),
+        Table("processes", f"Who asks: threads (orders ≥ {d['high_order']})", _c(
+            ("comm", "comm", "text"), ("pid", "pid"), ("requests", "requests"),
+            ("max_order", "largest order"), ("pages", "pages"), ("failed", "failed")),
+            d["processes"]),
+        Table("gfp", f"Who asks: gfp flags (orders ≥ {d['high_order']})", _c(
+            ("gfp_flags", "gfp_flags", "text"), ("requests", "requests"),
+            ("min_order", "orders from"), ("max_order", "to"), ("failed", "failed")),
+            d["gfp"]),
+    ]
+    if d.get("call_paths"):
+        tables.append(Table("call_paths", f"Who asks: call paths (orders ≥ {d['high_order']})",
+                            _c(("order", "order"), ("requests", "requests"),
+                               ("path", "call path (callee ← caller)", "text")),
+                            d["call_paths"]))
+    return tables
+
+
+def candidate_table(fig: dict[str, Any]) -> Table:
+    policies = fig["options"]["policies"]
+    bar = fig["recommendation"]["bar"]
+    cols = [("max_order", "N"), ("max_order_2001", "MAX_ORDER (2001)"),
+            ("requests_above", "requests > N"), ("rate_above_per_s", "per s", "float"),
+            ("pages_above", "pages"), ("atomic_above", "cannot sleep")]
+    cols += [(f"satisfied_{p}", f"{p} ✓", "pct") for p in policies]
+    cols += [("false_failures", "false failures"),
+             ("split_steps_saved", "split steps saved"),
+             ("merge_steps_saved", "merge steps saved"), ("meets", "meets bar", "bool")]
+    return Table("candidates", "Candidate max orders", _c(*cols), fig["candidate_rows"],
+                 f"✓: share of the requests above N that memarea satisfies ({bar['mode']} "
+                 "mode, worst search). False failures: memarea failed although a "
+                 f"free-or-freeable run existed ({bar['policy']} policy). Steps saved: buddy "
+                 "split and merge steps the simulated allocator did not take, against the "
+                 "traced kernel's max order.")
+
+
+def config_table(fig: dict[str, Any]) -> Table:
+    return Table("configs", "Every configuration", _c(
+        ("max_order", "N"), ("mode", "mode", "text"), ("policy", "policy", "text"),
+        ("search", "search", "text"), ("requests", "requests"),
+        ("satisfied_share", "satisfied", "pct"), ("memarea_free", "free"),
+        ("memarea_reclaim", "reclaim"), ("memarea_migrate", "migrate"),
+        ("failed", "failed"), ("false_failures", "false failures"),
+        ("cost_p50", "cost p50", "float"), ("cost_p90", "p90", "float"),
+        ("cost_p99", "p99", "float"), ("cost_max", "max", "float"),
+        ("pages_reclaimed", "reclaimed"), ("pages_migrated", "migrated")), fig["configs"],
+        "free / reclaim / migrate: requests memarea satisfied with free pages only, after "
+        "reclaiming, after migrating. Cost: pages inspected (linear), free blocks of order N "
+        "(coalesced), 64-bit bitmap words (bitmap).")
+
+
+def buddy_table(fig: dict[str, Any]) -> Table:
+    rows = [{**r, "label": "traced kernel" if r["baseline"] else ""} for r in fig["buddy"]]
+    return Table("buddy", "Buddy allocator work (simulated)", _c(
+        ("max_order", "N"), ("label", "", "text"), ("allocs", "allocs"), ("frees", "frees"),
+        ("split_steps", "split steps"), ("merge_steps", "merge steps"),
+        ("splits_per_alloc", "splits/alloc", "float"),
+        ("merges_per_free", "merges/free", "float"),
+        ("lists_per_alloc", "free lists probed/alloc", "float"),
+        ("split_steps_saved", "splits saved"), ("merge_steps_saved", "merges saved"),
+        ("fallbacks", "fallbacks")), rows,
+        f"Policy {fig['recommendation']['bar']['policy']}, search "
+        f"{fig['options']['searches'][0]}; saved: against the traced kernel's max order.")
+
+
+def fragmentation_table(fig: dict[str, Any]) -> Table:
+    return Table("fragmentation", "Fragmentation (observed)", _c(
+        ("zone", "zone", "text"), ("order", "order"),
+        ("unusable_start", "unusable index at start"), ("unusable_end", "at end"),
+        ("fragindex_start", "fragmentation index at start"), ("fragindex_end", "at end"),
+        ("largest_free_run_start", "largest free run at start"),
+        ("largest_free_run_end", "at end")), fig["fragmentation"]["summary"],
+        "Indices as the kernel computes and prints them (mm/vmstat.c), in thousandths; "
+        "fragmentation index -1000: a block of that order was free. Largest free run in "
+        "pages.")
+
+
+def fidelity_rows(fid: dict[str, Any]) -> list[dict[str, Any]]:
+    """The baseline's agreement with the trace, as (what, value) rows."""
+    if not fid:
+        return []
+    share = fid["fidelity_agreement_share"]
+    rows = [
+        ("baseline max order (traced kernel)", f"{fid['max_order']}"),
+        ("requests above order 3 whose simulated outcome equals the real one",
+         "–" if share is None else f"{share:.2%} of {fid['requests']:,}"),
+        ("real failures / simulated failures", f"{fid['real_failed']:,} / {fid['failed']:,}"),
+        ("fallbacks simulated / mm_page_alloc_extfrag traced",
+         f"{fid['fidelity_fallbacks']:,} / {fid['fidelity_extfrag']:,}"),
+        ("pages free at start / allocated before the trace / never seen",
+         f"{fid['pages_free_at_start']:,} / {fid['pages_allocated_before_trace']:,} / "
+         f"{fid['pages_unknown']:,} (treated as {fid['unknown']})"),
+        ("inconsistencies: double alloc / free of free / order mismatch",
+         f"{fid['double_alloc']:,} / {fid['free_of_free']:,} / {fid['order_mismatch']:,}"),
+    ]
+    return [{"what": w, "value": v} for w, v in rows]
+
+
+def fidelity_table(fig: dict[str, Any]) -> Table:
+    return Table("fidelity", "Model fidelity (baseline simulation vs the trace)",
+                 _c(("what", "", "text"), ("value", "", "text")),
+                 fidelity_rows(fig["fidelity"]))
+
+
+def end_blocks_table(fig: dict[str, Any]) -> Table:
+    fid = fig["fidelity"]
+    cols = [("simulated", "end_blocks"), ("observed", "end_blocks_observed"),
+            ("/proc/buddyinfo", "end_blocks_buddyinfo")]
+    cols = [(h, k) for h, k in cols if fid.get(k)]
+    n = max((len(fid[k]) for _, k in cols), default=0)
+    rows = [{"order": o, **{k: fid[k][o] for _, k in cols}} for o in range(n)]
+    return Table("end_blocks", "Free blocks per order at trace end", _c(
+        ("order", "order"), *((k, h) for h, k in cols)), rows,
+        "simulated: the baseline buddy allocator; observed: the reconstructed occupancy "
+        "coalesced as a buddy allocator would; /proc/buddyinfo: the real kernel, when a "
+        "snapshot was taken.")
+
+
+def verdict_table(fig: dict[str, Any]) -> Table:
+    return Table("verdicts", "Verdicts", _c(
+        ("max_order", "N"), ("meets", "meets bar", "bool"),
+        ("requests_above", "requests > N"), ("satisfied_share", "satisfied", "pct"),
+        ("atomic_above", "cannot sleep"), ("why", "why not", "text")),
+        [{**v, "why": "; ".join(v["reasons"])} for v in fig["recommendation"]["verdicts"]])
+
+
+def all_tables(fig: dict[str, Any]) -> dict[str, Table]:
+    """Every table of the report, by key, in reading order."""
+    tables = [verdict_table(fig), provenance_table(fig), *demand_tables(fig),
+              candidate_table(fig), config_table(fig), buddy_table(fig),
+              fragmentation_table(fig), fidelity_table(fig), end_blocks_table(fig)]
+    return {t.key: t for t in tables}
