@@ -15,7 +15,6 @@ trace-cmd extracted from the same ring buffer (see sample_traces/README.md).
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
@@ -23,25 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import timed
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 CAPTURES = Path("/work/captures")
-
-
-def timed(cmd: list[str]) -> tuple[float, float, int]:
-    """(wall s, user+sys s, peak RSS KiB) of `cmd` run under /usr/bin/time -v."""
-    res = subprocess.run(["/usr/bin/time", "-v", *cmd], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    if res.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{res.stderr[-2000:]}")
-
-    def field(name: str) -> str:
-        return re.search(rf"{re.escape(name)}: (\S+)", res.stderr).group(1)
-
-    wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")
-    seconds = sum(float(x) * 60**i for i, x in enumerate(reversed(wall)))
-    cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
-    return seconds, cpu, int(field("Maximum resident set size (kbytes)"))
 
 
 def replay_rates(dataset: Path, snapshots: Path | None) -> None:

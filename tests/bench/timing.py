@@ -1,0 +1,26 @@
+"""Timing a whole command for the benchmarks: wall and CPU seconds and peak RSS."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float, int]:  # noqa: ANN001
+    """(wall s, user+sys s, peak RSS KiB) of `cmd` run under /usr/bin/time -v."""
+    res = subprocess.run(["/usr/bin/time", "-v", *cmd], stdout=stdout, stderr=subprocess.PIPE,
+                         text=True, cwd=ROOT)
+    if res.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{res.stderr[-2000:]}")
+
+    def field(name: str) -> str:
+        return re.search(rf"{re.escape(name)}: (\S+)", res.stderr).group(1)
+
+    wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")
+    seconds = sum(float(x) * 60**i for i, x in enumerate(reversed(wall)))
+    cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
+    return seconds, cpu, int(field("Maximum resident set size (kbytes)"))
