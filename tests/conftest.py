@@ -27,6 +27,27 @@ def run_cli(*args: str, cwd: Path | None = None,
 
 
 @pytest.fixture
+def cli(capsys, monkeypatch):
+    """`replay ARGS...` in this process, through the entry point the `replay` script runs
+    (without the cost of starting Python): a CompletedProcess with the exit code and both
+    streams."""
+    from replay.cli import main
+
+    def _run(*args: str) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "argv", ["replay", *map(str, args)])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code or 0
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return _run
+
+
+@pytest.fixture
 def ingest_text(tmp_path):
     """Ingest inline trace text; returns a function giving the dataset path."""
     from replay.ingestion import ingest

@@ -3,31 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-
-import pytest
 
 from tests.conftest import run_cli as run_subprocess
-
-
-@pytest.fixture
-def run_cli(capsys, monkeypatch):
-    """`replay ARGS...` in this process (the entry point a user runs, without the cost of
-    starting Python); test_refuses_to_overwrite_without_force runs a real subprocess."""
-    from replay.cli import main
-
-    def _run(*args: str) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", ["replay", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code or 0
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return _run
 
 TRACE = """\
 # tracer: nop
@@ -39,56 +16,56 @@ CPU:0 [LOST 5 EVENTS]
 """
 
 
-def _ingest(tmp_path, run_cli, *extra):
+def _ingest(tmp_path, cli, *extra):
     src = tmp_path / "t.txt"
     src.write_text(TRACE)
     out = tmp_path / "t.replay"
-    return src, out, run_cli("ingest", src, "-o", out, *extra)
+    return src, out, cli("ingest", src, "-o", out, *extra)
 
 
-def test_info_human_and_json(tmp_path, run_cli):
-    src, out, r = _ingest(tmp_path, run_cli)
+def test_info_human_and_json(tmp_path, cli):
+    src, out, r = _ingest(tmp_path, cli)
     assert r.returncode == 0, r.stderr
     assert "5 events lost" in r.stderr  # warned once, on stderr
-    human = run_cli("info", out)
+    human = cli("info", out)
     assert human.returncode == 0
     text = human.stdout
     for expected in ("format        ftrace", "events        2", "mm_page_alloc", "lost events   5",
                      "cpu 0", "other events  1", "cpus          2", "duration      0.000101 s"):
         assert expected in text, text
-    meta = json.loads(run_cli("info", out, "--json").stdout)
+    meta = json.loads(cli("info", out, "--json").stdout)
     assert meta["event_counts"] == {"mm_page_alloc": 1, "mm_page_free": 1}
     assert meta["source"]["path"] == str(src.resolve()) and len(meta["source"]["sha256"]) == 64
     assert meta["time_span"] == {"first_ts_ns": 441670898000, "last_ts_ns": 441670999000,
                                  "duration_ns": 101000}
 
 
-def test_refuses_to_overwrite_without_force(tmp_path, run_cli):
-    _, out, r = _ingest(tmp_path, run_cli)
+def test_refuses_to_overwrite_without_force(tmp_path, cli):
+    _, out, r = _ingest(tmp_path, cli)
     assert r.returncode == 0
     before = (out / "meta.json").read_text()
     again = run_subprocess("ingest", tmp_path / "t.txt", "-o", out)
     assert again.returncode != 0 and "--force" in again.stderr
     assert "Traceback" not in again.stderr
     assert (out / "meta.json").read_text() == before
-    forced = run_cli("ingest", tmp_path / "t.txt", "-o", out, "--force")
+    forced = cli("ingest", tmp_path / "t.txt", "-o", out, "--force")
     assert forced.returncode == 0 and (out / "meta.json").read_text() != before
 
 
-def test_failed_ingest_keeps_old_dataset_and_leaves_nothing(tmp_path, run_cli):
-    _, out, r = _ingest(tmp_path, run_cli)
+def test_failed_ingest_keeps_old_dataset_and_leaves_nothing(tmp_path, cli):
+    _, out, r = _ingest(tmp_path, cli)
     assert r.returncode == 0
     bad = tmp_path / "bad.txt"
     bad.write_text(TRACE + "   x-1 [000] .....   441.671001: mm_page_free: pfn=0xzz order=0\n")
     before = sorted(p.name for p in tmp_path.iterdir())
-    failed = run_cli("ingest", bad, "-o", out, "--force", "--strict")
+    failed = cli("ingest", bad, "-o", out, "--force", "--strict")
     assert failed.returncode != 0
     assert f"{bad}:line 7: malformed page event" in failed.stderr
     assert (out / "events.parquet").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary left
 
 
-def test_info_on_something_else(tmp_path, run_cli):
-    r = run_cli("info", tmp_path)
+def test_info_on_something_else(tmp_path, cli):
+    r = cli("info", tmp_path)
     assert r.returncode != 0 and "not a replay dataset" in r.stderr
     assert "Traceback" not in r.stderr

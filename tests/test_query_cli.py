@@ -12,7 +12,7 @@ import pytest
 import typer
 import typer.main
 
-from replay.cli import app, main
+from replay.cli import app
 from replay.queries import named_queries
 from tests.conftest import run_cli
 
@@ -27,28 +27,6 @@ TRACE = """
 @pytest.fixture
 def ds(ingest_text):
     return ingest_text(TRACE)
-
-
-class Result:
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    """Run `replay ARGS...` in-process; a Result with the exit code and both streams."""
-    def _run(*args) -> Result:
-        monkeypatch.setattr("sys.argv", ["replay", *map(str, args)])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code or 0
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return _run
 
 
 def _error_line(result) -> str:
