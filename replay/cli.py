@@ -121,13 +121,6 @@ def record(
     console.print(f"wrote {out}")
 
 
-def _ints(text: str, name: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise typer.BadParameter(f"{name} takes comma-separated integers: {text!r}") from None
-
-
 def _names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
@@ -136,7 +129,7 @@ def _names(text: str) -> tuple[str, ...]:
 def simulate(
     dataset: Annotated[Path, typer.Argument(help="Dataset directory.")],
     max_order: Annotated[str, typer.Option("--max-order",
-                         help="Candidate max orders N, comma-separated: the largest order "
+                         help="Candidate max orders N, as 5,6,10 or 3..10: the largest order "
                               "the buddy allocator serves, inclusive (a 2.4-era MAX_ORDER "
                               "of N+1).")] = "5,6,7,8,9,10",
     search: Annotated[str, typer.Option("--search",
@@ -170,9 +163,14 @@ def simulate(
     """Replay a dataset through the buddy + memarea model; write DATASET/sim/*.parquet."""
     from replay.engine.report import print_summary
     from replay.engine.simulate import SimOptions, run_sweep
+    from replay.report.options import parse_orders
 
+    try:
+        max_orders = parse_orders(max_order)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--max-order") from None
     options = SimOptions(
-        max_orders=_ints(max_order, "--max-order"), searches=_names(search),
+        max_orders=max_orders, searches=_names(search),
         policies=_names(policy), modes=_names(mode), align=align, offset=offset,
         unknown=unknown, zoneinfo=str(zoneinfo) if zoneinfo else None,
         snapshots=str(snapshots) if snapshots else None, check=check, jobs=jobs)
