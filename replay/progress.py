@@ -5,16 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 #: Console for messages and warnings: stderr, so stdout stays clean for data.
 console = Console(stderr=True, highlight=False)
@@ -38,6 +34,17 @@ def progress_bar(description: str, total: int | None, quiet: bool = False,
     if quiet or not sys.stderr.isatty():
         yield _Bar(None, None)
         return
+    # imported only for a bar: rich.progress costs ~25 ms of start-up, and piped runs
+    # never draw one
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn()]
     if unit_bytes:
         columns.append(DownloadColumn())
