@@ -17,9 +17,9 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-import numba
 import numpy as np
 
+from ingest.kernels import kernel
 from ingest.tracedat_file import CpuData, decompress
 from replay.errors import InputError
 
@@ -137,7 +137,7 @@ class CpuStream:
         return data[whole:]
 
 
-@numba.njit(cache=True)
+@kernel("i8[:], i8[:], i8[:], b1[:], i8[:]")
 def _merge(ts, starts, ends, live, out_pos):
     pos = starts.copy()
     n = 0

@@ -33,12 +33,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-import numba
 import numpy as np
 import pyarrow as pa
 
 from ingest.base import IngestStats
 from ingest.event_format import EventFormat, Field, FlagTable, flag_table
+from ingest.kernels import helper, kernel
 from replay.schema import CONTEXT_BH_OFF, CONTEXT_HARDIRQ, CONTEXT_IRQS_OFF, CONTEXT_NMI
 from replay.schema import CONTEXT_SOFTIRQ, READER_EVENTS, canonical_event
 
@@ -64,7 +64,7 @@ _COL = {name: i for i, name in enumerate(_COLUMNS)}
 _ABSENT, _ZERO, _ORDER_IS_0 = -1, -2, -3
 
 
-@numba.njit(cache=True, inline="always")
+@helper(inline="always")
 def _read(buf, p, size, signed, big):
     """The `size`-byte integer at buf[p], sign-extended when `signed`, as int64 bits."""
     if big:
@@ -100,7 +100,9 @@ _GROUP_OF = np.array([_GROUPS[c][0] for c in _COLUMNS], np.int64)
 _ROW_OF = np.array([_GROUPS[c][1] for c in _COLUMNS], np.int64)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel("u1_ro, i8[:], i8[:], i8, i8, b1, i2[:], i8[:], i8[:], i8[:, :, :], i8[:], i8[:], "
+        "i8[:], i4[:], i8[:], i8[:], i4[:], u1[:], i8[:, :], i2[:, :], i1[:, :], b1[:, :], i8[:]",
+        nogil=True)
 def _decode(buf, offset, length, ct_off, ct_size, big, code_of_id, needed, nfields, spec,
             group_of, row_of, index, code, other, bad,
             o_pid, o_ctx, o64, o16, o8, valid, nvalid):

@@ -12,8 +12,8 @@ innermost frame, as perf stores it.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ingest.kernels import helper, kernel
 from ingest.perf_abi import CALLCHAIN_CONTEXTS, CONTEXT_MAX
 
 #: context names by code; code 0 = no marker seen yet
@@ -23,7 +23,7 @@ _CONTEXT_MAX = np.uint64(CONTEXT_MAX)
 _EMPTY = np.int64(-1)
 
 
-@njit(cache=True, inline="always")
+@helper(inline="always")
 def _word(buf, off, big):
     v = np.uint64(0)
     if big:
@@ -35,7 +35,7 @@ def _word(buf, off, big):
     return v
 
 
-@njit(cache=True)
+@helper()
 def _hash(buf, off, nr, big):
     h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(nr)
     for k in range(nr):
@@ -45,7 +45,7 @@ def _hash(buf, off, nr, big):
     return h
 
 
-@njit(cache=True)
+@kernel("u1_ro, b1, i8[:], i8[:], i8[:], u8[:], i8[:], i8[:], u8[:], i8[:], i8[:]")
 def _intern(buf, big, cc_off, cc_nr, slots, hashes, starts, lens, pool, counts, out):
     """Stack id of every chain (-1 where cc_off < 0); grows pool/starts via `counts`."""
     mask = np.uint64(slots.shape[0] - 1)
@@ -83,7 +83,7 @@ def _intern(buf, big, cc_off, cc_nr, slots, hashes, starts, lens, pool, counts, 
         out[i] = sid
 
 
-@njit(cache=True)
+@kernel("u8[:], i8, i8[:]")
 def _rehash(hashes, n, slots):
     mask = np.uint64(slots.shape[0] - 1)
     for sid in range(n):
@@ -93,7 +93,7 @@ def _rehash(hashes, n, slots):
         slots[s] = sid
 
 
-@njit(cache=True)
+@kernel("i8[:], i8[:], u8[:], i8, u8[:], i8[:], i2[:], i1[:], u8[:]")
 def _frames(starts, lens, pool, n, markers, out_stack, out_depth, out_ctx, out_addr):
     """Rows of frames for stacks 0..n-1; returns how many were written."""
     r = 0

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
 from ingest.ftrace_entry import numpy_to_arrow, strings_to_arrow
+from ingest.kernels import kernel
 
 
-@njit(cache=True)
+@kernel("i8[:], i8[:], i4[:], i8[:], i8[:], i4[:]")
 def _lookup(t_tid, t_ts, t_code, tids, times, out):
     """out[i] = code of the last change of thread tids[i] at or before times[i], or -1."""
     for i in range(tids.shape[0]):

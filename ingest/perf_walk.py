@@ -19,8 +19,8 @@ is at least 8, so a corrupt file cannot make it loop.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ingest.kernels import helper, kernel
 from ingest.perf_abi import (
     FORMAT_GROUP,
     FORMAT_ID,
@@ -101,7 +101,7 @@ _SPECIAL = np.zeros(256, np.bool_)
 _SPECIAL[list(SPECIAL_TYPES)] = True
 
 
-@njit(cache=True, inline="always")
+@helper(inline="always")
 def _u(buf, off, n, big):
     """Unsigned n-byte integer at `off` in the file's byte order."""
     v = np.uint64(0)
@@ -114,7 +114,7 @@ def _u(buf, off, n, big):
     return v
 
 
-@njit(cache=True)
+@helper()
 def _attr_of(ident, id_keys, id_attr):
     """Attribute index of sample id `ident`, or -1. Id 0 is the first attribute: perf
     writes synthesized records (COMM, MMAP of threads that existed before recording)
@@ -127,7 +127,7 @@ def _attr_of(ident, id_keys, id_attr):
     return -1
 
 
-@njit(cache=True)
+@helper()
 def _trailer_words(st):
     """u64 words of the sample_id_all trailer for sample_type `st`."""
     n = 0
@@ -138,7 +138,7 @@ def _trailer_words(st):
     return n
 
 
-@njit(cache=True)
+@helper()
 def _trailer(buf, rec, size, big, attr_st, attr_sid_all, id_keys, id_attr, trailer_mode,
              out):
     """(time, cpu, trailer bytes) of a non-sample record into out[0:3]; -1 when absent."""
@@ -175,7 +175,7 @@ def _trailer(buf, rec, size, big, attr_st, attr_sid_all, id_keys, id_attr, trail
         out[1] = np.int64(_u(buf, p, 4, big))
 
 
-@njit(cache=True)
+@helper()
 def _read_words(rf, buf, p, big):
     """Bytes taken by a SAMPLE_READ block with read_format `rf` starting at `p`."""
     extra = 0
@@ -196,7 +196,8 @@ def _read_words(rf, buf, p, big):
     return per + extra
 
 
-@njit(cache=True)
+@kernel("u1_ro, i8, i8, b1, u8[:], u8[:], b1[:], b1[:], u8[:], i8[:], i8, i8, i8, i8[:, :], "
+        "i8[:, :], i8[:, :], i8[:], i8[:], i8[:], i8[:], i8[:]")
 def walk_records(buf, pos, end, big, attr_st, attr_rf, attr_sid_all, attr_wanted,
                  id_keys, id_attr, id_mode, id_pos, trailer_mode,
                  samples, comms, forks, kmaps, lost, type_counts, attr_skipped, state):

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
+
+from ingest.kernels import helper, kernel
 
 # type_len values of the event header (kernel `ring_buffer_print_entry_header`)
 TYPE_PADDING = 29
@@ -65,7 +66,7 @@ class SubbufRecords:
     error_offset: np.ndarray
 
 
-@numba.njit(cache=True, inline="always")
+@helper(inline="always")
 def _u32(buf, i, big):
     if big:
         return (np.uint32(buf[i]) << 24) | (np.uint32(buf[i + 1]) << 16) | (
@@ -74,7 +75,7 @@ def _u32(buf, i, big):
         np.uint32(buf[i + 1]) << 8) | np.uint32(buf[i])
 
 
-@numba.njit(cache=True, inline="always")
+@helper(inline="always")
 def _u64(buf, i, big):
     a = np.uint64(_u32(buf, i, big))
     b = np.uint64(_u32(buf, i + 4, big))
@@ -83,7 +84,7 @@ def _u64(buf, i, big):
     return (b << np.uint64(32)) | a
 
 
-@numba.njit(cache=True)
+@kernel("u1_ro, i8, i8, i8, i8, b1, i8[:], i8[:], i4[:], b1[:], i8[:], i1[:], i8[:]")
 def _walk(buf, nsub, subbuf_size, commit_size, data_offset, big,
           ts_out, off_out, len_out, missed, lost, error, error_offset):
     n = 0

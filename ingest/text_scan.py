@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
+from ingest.kernels import helper, kernel
 from ingest.text_values import (
     CANONICAL,
     NAME_DATA,
@@ -73,22 +73,22 @@ class Scan(NamedTuple):
     nframes: np.ndarray
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def _space(c):  # noqa: ANN001, ANN202
     return c == 32 or c == 9
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def _digit(c):  # noqa: ANN001, ANN202
     return 48 <= c <= 57
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def _word(c):  # noqa: ANN001, ANN202
     return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def _task(buf, i, j):  # noqa: ANN001, ANN202
     """Comm and pid ending before the CPU bracket at j: (comm_s, comm_e, pid) or pid -1."""
     p = j - 1
@@ -126,7 +126,7 @@ def _task(buf, i, j):  # noqa: ANN001, ANN202
     return i, p + 1, pid
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def _context(buf, s, e):  # noqa: ANN001, ANN202
     """TRACE_FLAG_* bits from an irq-flags token (kernel trace_print_lat_fmt)."""
     bits = 0
@@ -151,7 +151,7 @@ def _context(buf, s, e):  # noqa: ANN001, ANN202
     return bits
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def _header(buf, s, e, r, out_i, out_ts, ctx):  # noqa: ANN001, ANN202
     """Parse an event line's header; returns the body start, or -1 if it is none.
 
@@ -181,7 +181,7 @@ def _header(buf, s, e, r, out_i, out_ts, ctx):  # noqa: ANN001, ANN202
     return -1
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def _after_cpu(buf, i, e, r, out_i, out_ts, ctx):  # noqa: ANN001, ANN202
     while i < e and _space(buf[i]):
         i += 1
@@ -244,7 +244,7 @@ def _after_cpu(buf, i, e, r, out_i, out_ts, ctx):  # noqa: ANN001, ANN202
     return i
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def _frame(buf, s, e, r, addr, sym_s, sym_e, dso_s, dso_e):  # noqa: ANN001, ANN202
     """A callchain line `<hex addr> <symbol+0xoff | [unknown]> [(<dso>)]`; False if not."""
     i = s
@@ -285,7 +285,7 @@ def _frame(buf, s, e, r, addr, sym_s, sym_e, dso_s, dso_e):  # noqa: ANN001, ANN
     return True
 
 
-@njit(cache=True, nogil=True)
+@kernel("u1_ro, i8[:], i8[:], b1", nogil=True)
 def scan_lines(buf, starts, ends, frames):  # noqa: ANN001, ANN201
     """Classify and decode every line buf[starts[r]:ends[r]]; the fields of `Scan`."""
     n = len(starts)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from ingest.kernels import helper, kernel
 from replay.schema import EVENT_ALIASES, EVENT_NAMES, canonical_event
 
 
@@ -62,7 +62,7 @@ _NULL = np.frombuffer(b"(null)", dtype=np.uint8)
 _NIL = np.frombuffer(b"(nil)", dtype=np.uint8)
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def lookup(buf, s, e, data, off):  # noqa: ANN001, ANN201 - compiled
     """Index of the word buf[s:e] in the table (data, off), or -1."""
     n = e - s
@@ -78,7 +78,7 @@ def lookup(buf, s, e, data, off):  # noqa: ANN001, ANN201 - compiled
     return -1
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def _equals(buf, s, e, word):  # noqa: ANN001, ANN202
     if e - s != len(word):
         return False
@@ -88,7 +88,7 @@ def _equals(buf, s, e, word):  # noqa: ANN001, ANN202
     return True
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def _hex_digit(c):  # noqa: ANN001, ANN202
     if 48 <= c <= 57:
         return c - 48
@@ -99,7 +99,7 @@ def _hex_digit(c):  # noqa: ANN001, ANN202
     return -1
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def parse_hex(buf, s, e):  # noqa: ANN001, ANN201
     """(value, ok) of hex digits buf[s:e] (optional 0x); 64-bit values wrap to int64."""
     if e - s > 2 and buf[s] == 48 and (buf[s + 1] == 120 or buf[s + 1] == 88):
@@ -115,7 +115,7 @@ def parse_hex(buf, s, e):  # noqa: ANN001, ANN201
     return v, True
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def parse_number(buf, s, e):  # noqa: ANN001, ANN201
     """(value, ok) of a decimal (optionally negative) or 0x-hex number in buf[s:e]."""
     if e - s > 2 and buf[s] == 48 and (buf[s + 1] == 120 or buf[s + 1] == 88):
@@ -135,7 +135,7 @@ def parse_number(buf, s, e):  # noqa: ANN001, ANN201
     return (-v if neg else v), True
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def _null(buf, s, e):  # noqa: ANN001, ANN202
     """Whether a printed pointer is NULL: `(null)`, `(nil)`, zeros, 0x0."""
     if s < e and buf[s] == 40:
@@ -150,7 +150,7 @@ def _null(buf, s, e):  # noqa: ANN001, ANN202
     return True
 
 
-@njit(cache=True, nogil=True)
+@helper(nogil=True)
 def decode_body(buf, s, e, ev, row, vals, valid, gfp_s, gfp_e):  # noqa: ANN001, ANN201
     """Decode the kmem body buf[s:e] of canonical event `ev` into row `row`.
 
@@ -234,7 +234,7 @@ def new_values(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             np.full(n, -1, np.int64), np.full(n, -1, np.int64))
 
 
-@njit(cache=True, nogil=True)
+@kernel("u1_ro, i8[:], i8[:], i1[:]", nogil=True)
 def decode_bodies(buf, starts, ends, evs):  # noqa: ANN001, ANN201
     """`decode_body` over many bodies: (vals, valid, gfp_s, gfp_e, ok)."""
     n = len(starts)
@@ -248,7 +248,7 @@ def decode_bodies(buf, starts, ends, evs):  # noqa: ANN001, ANN201
     return vals, valid, gfp_s, gfp_e, ok
 
 
-@njit(cache=True, nogil=True)
+@kernel("u1_ro, i8[:], i8[:]", nogil=True)
 def _gather(buf, starts, ends):  # noqa: ANN001, ANN202
     n = len(starts)
     off = np.zeros(n + 1, np.int32)

@@ -14,6 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_traces"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels() -> bool:
+    """Build the readers' compiled kernels before any test runs (the first build takes
+    about a minute), rather than inside whichever test first reads a trace."""
+    from ingest import kernels
+
+    return kernels.load()
+
+
 def run_cli(*args: str, cwd: Path | None = None,
             timeout: float | None = None) -> subprocess.CompletedProcess:
     """`replay ARGS...` in a subprocess, as a user would run it (`timeout`: a hang guard)."""
