@@ -349,7 +349,8 @@ class EntryDecoder:
         hit = pos < len(p.gfp_values)
         hit[hit] = p.gfp_values[pos[hit]] == g[hit]
         if not hit.all():
-            new = np.unique(g[~hit])
+            new = np.sort(g[~hit])  # unique values (np.unique would import numpy.ma)
+            new = new[np.concatenate(([True], new[1:] != new[:-1]))]
             codes = [self._gfp_dict.setdefault(p.gfp_table.render(int(v)), len(self._gfp_dict))
                      for v in new.tolist()]
             values = np.concatenate([p.gfp_values, new])

@@ -7,6 +7,7 @@ are the tracepoints' own field names (include/trace/events/kmem.h).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
 import numpy as np
@@ -102,7 +103,8 @@ def _column(field: pa.Field, values: object, n: int) -> pa.Array:
     else:
         # typed up front: a u64 address above 2^63 must not be guessed as int64
         typ = None if pa.types.is_dictionary(field.type) else field.type
-        if isinstance(values, np.ma.MaskedArray):
+        # a masked array implies numpy.ma is loaded; asking otherwise would import it (60 ms)
+        if "numpy.ma" in sys.modules and isinstance(values, np.ma.MaskedArray):
             arr = pa.array(values.data, mask=np.ma.getmaskarray(values), type=typ)
         else:
             arr = pa.array(values, type=typ)
