@@ -27,6 +27,7 @@ API (stable; the perf.data and `replay record` readers use it):
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from dataclasses import dataclass, field
 
@@ -181,6 +182,11 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
+#: the binary operators of `_Parser._LEVELS`
+_OPERATORS = {"|": operator.or_, "^": operator.xor, "&": operator.and_, "<<": operator.lshift,
+              ">>": operator.rshift, "+": operator.add, "-": operator.sub, "*": operator.mul}
+
+
 class _Parser:
     """Recursive descent over | ^ & << >> + - * ~ unary-minus, casts and parentheses."""
 
@@ -213,11 +219,7 @@ class _Parser:
         while (t := self.peek()) is not None and t[0] == "op" and t[1] in self._LEVELS[level]:
             self.take()
             r = self.binary(level + 1)
-            v = {
-                "|": lambda a, b: a | b, "^": lambda a, b: a ^ b, "&": lambda a, b: a & b,
-                "<<": lambda a, b: a << b, ">>": lambda a, b: a >> b,
-                "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-            }[t[1]](v, r) & _MASK64
+            v = _OPERATORS[t[1]](v, r) & _MASK64
         return v
 
     def _is_cast(self) -> bool:
