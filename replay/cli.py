@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from replay.errors import ReplayError
-from replay.progress import console
+from replay.progress import console, note
 
 app = typer.Typer(
     name="replay",
@@ -52,7 +52,7 @@ def ingest(
 
     out = run_ingest(trace, output, fmt=fmt, force=force, strict=strict, quiet=quiet,
                      buffer=buffer, kallsyms=kallsyms)
-    console.print(f"wrote {out}")
+    note(f"wrote {out}")
 
 
 @app.command()
@@ -118,7 +118,7 @@ def record(
                          kpageflags=kpageflags, force=force, quiet=quiet, tracefs=tracefs,
                          **{k: v for k, v in given.items() if v is not None})
     out = run_record(opts)
-    console.print(f"wrote {out}")
+    note(f"wrote {out}")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -216,7 +216,7 @@ def report(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     for path in make_report(source, output, options, force=force, quiet=quiet):
-        console.print(f"wrote {path}")
+        note(f"wrote {path}")
 
 
 _FORMAT_HELP = "Output format: table (aligned; boxed on a terminal), csv or json."
@@ -289,9 +289,10 @@ def query(
     q = named_query(name)
     bound = q.bind(given)
     if show_sql:
-        console.print(q.sql.rstrip(), markup=False, highlight=False, soft_wrap=True)
+        console().print(q.sql.rstrip(), markup=False, highlight=False, soft_wrap=True)
         for key, value in bound.items():
-            console.print(f"-- ${key} = {value!r}", markup=False, highlight=False, soft_wrap=True)
+            console().print(f"-- ${key} = {value!r}", markup=False, highlight=False,
+                            soft_wrap=True)
     from replay.database import open_datasets
 
     with open_datasets(datasets) as db:
@@ -318,10 +319,10 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except ReplayError as e:
-        console.print(f"[red]error:[/red] {e}", soft_wrap=True)
+        console().print(f"[red]error:[/red] {e}", soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        console.print("[red]interrupted[/red]")
+        console().print("[red]interrupted[/red]")
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)

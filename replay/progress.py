@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
-#: Console for messages and warnings: stderr, so stdout stays clean for data.
-console = Console(stderr=True, highlight=False)
+
+@functools.cache
+def console() -> Console:
+    """Console for warnings, errors and bars: stderr, so stdout stays clean for data.
+    Made on first use: importing rich costs ~45 ms that a run printing nothing through
+    it need not pay."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def note(message: str) -> None:
+    """Print a plain one-line message on stderr (no markup: a path may hold brackets)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 class _Bar:
@@ -49,10 +61,10 @@ def progress_bar(description: str, total: int | None, quiet: bool = False,
     if unit_bytes:
         columns.append(DownloadColumn())
     columns.append(TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as p:
+    with Progress(*columns, console=console(), transient=True) as p:
         yield _Bar(p, p.add_task(description, total=total))
 
 
 def warn(message: str) -> None:
     """Print a one-line warning on stderr."""
-    console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+    console().print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
