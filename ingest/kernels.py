@@ -132,11 +132,12 @@ def _cache_dir() -> Path:
 
 
 def _key() -> str:
-    """Hash of what the compiled module depends on: the reader sources, the Python,
-    numpy and numba installations (by version and install time)."""
+    """Hash of what the compiled module depends on: the reader sources and the schema
+    (constants the kernels use), the Python, numpy and numba installations (by version
+    and install time)."""
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for src in sorted(here.glob("*.py")):
+    for src in [*sorted(here.glob("*.py")), here.parent / "replay" / "schema.py"]:
         h.update(src.name.encode())
         h.update(src.read_bytes())
     h.update(sys.version.encode())

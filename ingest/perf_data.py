@@ -47,7 +47,7 @@ from ingest.perf_header import (
 )
 from ingest.perf_layout import WalkerConfig, attr_clock, walker_config
 from ingest.perf_stacks import ChainInterner
-from ingest.perf_symbols import choose_symbols, stack_batches
+from ingest.perf_symbols import ThisMachineAhead, choose_symbols, stack_batches
 from ingest.perf_threads import ThreadComms
 from ingest.perf_walk import (
     COMM_COLUMNS,
@@ -126,6 +126,7 @@ class PerfDataReader(Reader):
         self._comms = np.empty((_SIDE, COMM_COLUMNS), np.int64)
         self._forks = np.empty((_SIDE, FORK_COLUMNS), np.int64)
         self._kmaps = np.empty(_SIDE, np.int64)
+        self._symbols_ahead: ThisMachineAhead | None = None
         self._zstd: zstandard.ZstdDecompressionObj | None = None
         self._zcarry = b""
 
@@ -169,6 +170,9 @@ class PerfDataReader(Reader):
                 raise self._fail(f"perf.data {why}: the event formats needed to decode "
                                  "tracepoint samples are missing")
             self._set_tracing_data(self._features.tracing_data, "HEADER_TRACING_DATA feature")
+            if self.kallsyms is None and not self._tracing.kallsyms.strip():
+                self._symbols_ahead = ThisMachineAhead(self._features.hostname,
+                                                       self._features.osrelease)
         del view
         self._mm, self._released = mm, 0
         buf = np.frombuffer(mm, np.uint8)
@@ -440,7 +444,8 @@ class PerfDataReader(Reader):
             return
         symbols = choose_symbols(
             self.path, self.kallsyms, self._tracing.kallsyms if self._tracing else b"",
-            self._features.hostname, self._features.osrelease, self._reloc)
+            self._features.hostname, self._features.osrelease, self._reloc,
+            self._symbols_ahead)
         yield from stack_batches(self._chains.frames(), symbols)
         self.stats.extra["stacks"] = {"distinct": self._chains.n_stacks, **symbols.meta()}
 
