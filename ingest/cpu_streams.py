@@ -137,7 +137,7 @@ class CpuStream:
         return data[whole:]
 
 
-@kernel("i8[:], i8[:], i8[:], b1[:], i8[:]")
+@kernel("i8[::1], i8[::1], i8[::1], b1[::1], i8[::1]")
 def _merge(ts, starts, ends, live, out_pos):
     pos = starts.copy()
     n = 0

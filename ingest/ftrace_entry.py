@@ -100,9 +100,9 @@ _GROUP_OF = np.array([_GROUPS[c][0] for c in _COLUMNS], np.int64)
 _ROW_OF = np.array([_GROUPS[c][1] for c in _COLUMNS], np.int64)
 
 
-@kernel("u1_ro, i8[:], i8[:], i8, i8, b1, i2[:], i8[:], i8[:], i8[:, :, :], i8[:], i8[:], "
-        "i8[:], i4[:], i8[:], i8[:], i4[:], u1[:], i8[:, :], i2[:, :], i1[:, :], b1[:, :], i8[:]",
-        nogil=True)
+@kernel("u1_ro, i8[:], i8[:], i8, i8, b1, i2[::1], i8[::1], i8[::1], i8[:, :, ::1], i8[::1], "
+        "i8[::1], i8[::1], i4[::1], i8[::1], i8[::1], i4[::1], u1[::1], i8[:, ::1], i2[:, ::1], "
+        "i1[:, ::1], b1[:, ::1], i8[::1]", nogil=True)
 def _decode(buf, offset, length, ct_off, ct_size, big, code_of_id, needed, nfields, spec,
             group_of, row_of, index, code, other, bad,
             o_pid, o_ctx, o64, o16, o8, valid, nvalid):

@@ -5,7 +5,7 @@ machine code is cached: importing numba, setting up its CPU target, loading each
 function. That is more than the whole work of ingesting a 300K-sample perf.data. So the
 readers declare their loops here instead of with `numba.njit`:
 
-    @kernel("u1_ro, i8[:], i8[:], b1")     # argument types; called from Python
+    @kernel("u1_ro, i8[::1], i8[::1], b1")  # argument types; called from Python
     def scan(buf, starts, ends, big): ...
 
     @helper(inline="always")               # called only from kernels
@@ -16,8 +16,9 @@ The first run compiles every kernel of `MODULES` with numba's ahead-of-time comp
 of the reader sources and of the Python, numpy and numba installation; later runs import
 that module and never import numba. Where it cannot be built (no C compiler, no writable
 cache) or `REPLAY_JIT=1` is set, the same functions run under numba's JIT (cached), as
-they did before. Signatures use numba's type names (`i8[:]` is any int64 1-D array,
-`i8[:, :]` 2-D) plus `u1_ro`, a read-only uint8 array (an mmap'd file).
+they did before. Signatures use numba's type names (`i8[::1]` is a C-contiguous int64 1-D
+array, `i8[:]` any 1-D one, `i8[:, ::1]` 2-D) plus `u1_ro`, a read-only contiguous uint8
+array (an mmap'd file).
 """
 
 from __future__ import annotations
@@ -133,14 +134,15 @@ def _cache_dir() -> Path:
 
 def _key() -> str:
     """Hash of what the compiled module depends on: the reader sources and the schema
-    (constants the kernels use), the Python, numpy and numba installations (by version
-    and install time)."""
+    (constants the kernels use), the host CPU (the code uses its instruction set), the
+    Python, numpy and numba installations (by version and install time)."""
     h = hashlib.sha256()
     here = Path(__file__).parent
     for src in [*sorted(here.glob("*.py")), here.parent / "replay" / "schema.py"]:
         h.update(src.name.encode())
         h.update(src.read_bytes())
     h.update(sys.version.encode())
+    h.update(_host_cpu().encode())
     h.update(np.__version__.encode())
     for dep in ("numba", "llvmlite"):
         spec = importlib.util.find_spec(dep)
@@ -148,6 +150,16 @@ def _key() -> str:
         mtime = os.stat(origin).st_mtime_ns if spec is not None and spec.origin else 0
         h.update(f"{dep}:{origin}:{mtime}".encode())
     return h.hexdigest()[:20]
+
+
+def _host_cpu() -> str:
+    """The CPU model and feature flags (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [ln for ln in f if ln.startswith(("model name", "flags", "Features"))]
+    except OSError:
+        lines = []
+    return "".join(sorted(set(lines))) or os.uname().machine
 
 
 @functools.cache
@@ -196,12 +208,13 @@ def _build(root: Path, key: str) -> None:
         from numba.core import types
         from numba.pycc import CC
 
-        names = {**vars(types), "u1_ro": types.Array(types.uint8, 1, "A", readonly=True)}
+        names = {**vars(types), "u1_ro": types.Array(types.uint8, 1, "C", readonly=True)}
         tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
         try:
             _bind_jit()  # pycc resolves the helpers a kernel calls through its module
             cc = CC(_EXTENSION)
             cc.output_dir = str(tmp)
+            cc.target_cpu = "host"  # the module is built for, and cached on, this machine
             for c in {c.export_name: c for _, _, c in _declared() if c.signature}.values():
                 args = eval(f"({c.signature},)", {}, names)  # noqa: S307 - our own text
                 cc.export(c.export_name, args)(c.py_func)

@@ -45,7 +45,8 @@ def _hash(buf, off, nr, big):
     return h
 
 
-@kernel("u1_ro, b1, i8[:], i8[:], i8[:], u8[:], i8[:], i8[:], u8[:], i8[:], i8[:]")
+@kernel("u1_ro, b1, i8[::1], i8[::1], i8[::1], u8[::1], i8[::1], i8[::1], u8[::1], i8[::1], "
+        "i8[::1]")
 def _intern(buf, big, cc_off, cc_nr, slots, hashes, starts, lens, pool, counts, out):
     """Stack id of every chain (-1 where cc_off < 0); grows pool/starts via `counts`."""
     mask = np.uint64(slots.shape[0] - 1)
@@ -83,7 +84,7 @@ def _intern(buf, big, cc_off, cc_nr, slots, hashes, starts, lens, pool, counts, 
         out[i] = sid
 
 
-@kernel("u8[:], i8, i8[:]")
+@kernel("u8[::1], i8, i8[::1]")
 def _rehash(hashes, n, slots):
     mask = np.uint64(slots.shape[0] - 1)
     for sid in range(n):
@@ -93,7 +94,7 @@ def _rehash(hashes, n, slots):
         slots[s] = sid
 
 
-@kernel("i8[:], i8[:], u8[:], i8, u8[:], i8[:], i2[:], i1[:], u8[:]")
+@kernel("i8[::1], i8[::1], u8[::1], i8, u8[::1], i8[::1], i2[::1], i1[::1], u8[::1]")
 def _frames(starts, lens, pool, n, markers, out_stack, out_depth, out_ctx, out_addr):
     """Rows of frames for stacks 0..n-1; returns how many were written."""
     r = 0

@@ -18,7 +18,7 @@ from ingest.ftrace_entry import numpy_to_arrow, strings_to_arrow
 from ingest.kernels import kernel
 
 
-@kernel("i8[:], i8[:], i4[:], i8[:], i8[:], i4[:]")
+@kernel("i8[::1], i8[::1], i4[::1], i8[::1], i8[::1], i4[::1]")
 def _lookup(t_tid, t_ts, t_code, tids, times, out):
     """out[i] = code of the last change of thread tids[i] at or before times[i], or -1."""
     for i in range(tids.shape[0]):

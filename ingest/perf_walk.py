@@ -196,8 +196,8 @@ def _read_words(rf, buf, p, big):
     return per + extra
 
 
-@kernel("u1_ro, i8, i8, b1, u8[:], u8[:], b1[:], b1[:], u8[:], i8[:], i8, i8, i8, i8[:, :], "
-        "i8[:, :], i8[:, :], i8[:], i8[:], i8[:], i8[:], i8[:]")
+@kernel("u1_ro, i8, i8, b1, u8[::1], u8[::1], b1[::1], b1[::1], u8[::1], i8[::1], i8, i8, i8, "
+        "i8[:, ::1], i8[:, ::1], i8[:, ::1], i8[::1], i8[::1], i8[::1], i8[::1], i8[::1]")
 def walk_records(buf, pos, end, big, attr_st, attr_rf, attr_sid_all, attr_wanted,
                  id_keys, id_attr, id_mode, id_pos, trailer_mode,
                  samples, comms, forks, kmaps, lost, type_counts, attr_skipped, state):

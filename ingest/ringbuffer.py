@@ -84,7 +84,7 @@ def _u64(buf, i, big):
     return (b << np.uint64(32)) | a
 
 
-@kernel("u1_ro, i8, i8, i8, i8, b1, i8[:], i8[:], i4[:], b1[:], i8[:], i1[:], i8[:]")
+@kernel("u1_ro, i8, i8, i8, i8, b1, i8[::1], i8[::1], i4[::1], b1[::1], i8[::1], i1[::1], i8[::1]")
 def _walk(buf, nsub, subbuf_size, commit_size, data_offset, big,
           ts_out, off_out, len_out, missed, lost, error, error_offset):
     n = 0

@@ -285,7 +285,7 @@ def _frame(buf, s, e, r, addr, sym_s, sym_e, dso_s, dso_e):  # noqa: ANN001, ANN
     return True
 
 
-@kernel("u1_ro, i8[:], i8[:], b1", nogil=True)
+@kernel("u1_ro, i8[::1], i8[::1], b1", nogil=True)
 def scan_lines(buf, starts, ends, frames):  # noqa: ANN001, ANN201
     """Classify and decode every line buf[starts[r]:ends[r]]; the fields of `Scan`."""
     n = len(starts)

@@ -234,7 +234,7 @@ def new_values(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             np.full(n, -1, np.int64), np.full(n, -1, np.int64))
 
 
-@kernel("u1_ro, i8[:], i8[:], i1[:]", nogil=True)
+@kernel("u1_ro, i8[::1], i8[::1], i1[::1]", nogil=True)
 def decode_bodies(buf, starts, ends, evs):  # noqa: ANN001, ANN201
     """`decode_body` over many bodies: (vals, valid, gfp_s, gfp_e, ok)."""
     n = len(starts)
@@ -248,7 +248,7 @@ def decode_bodies(buf, starts, ends, evs):  # noqa: ANN001, ANN201
     return vals, valid, gfp_s, gfp_e, ok
 
 
-@kernel("u1_ro, i8[:], i8[:]", nogil=True)
+@kernel("u1_ro, i8[::1], i8[::1]", nogil=True)
 def _gather(buf, starts, ends):  # noqa: ANN001, ANN202
     n = len(starts)
     off = np.zeros(n + 1, np.int32)
