@@ -48,8 +48,10 @@ def test_refuses_to_overwrite_without_force(tmp_path, cli):
     assert again.returncode != 0 and "--force" in again.stderr
     assert "Traceback" not in again.stderr
     assert (out / "meta.json").read_text() == before
+    (out / "stale").write_text("left by the user")  # --force replaces the whole directory
     forced = cli("ingest", tmp_path / "t.txt", "-o", out, "--force")
-    assert forced.returncode == 0 and (out / "meta.json").read_text() != before
+    assert forced.returncode == 0 and (out / "meta.json").exists()
+    assert not (out / "stale").exists()
 
 
 def test_failed_ingest_keeps_old_dataset_and_leaves_nothing(tmp_path, cli):
