@@ -18,15 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import timed
+from timing import best
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = Path("/work/captures/big-perf.data")
-
-
-def best(cmd: list[str], runs: int) -> tuple[float, float, int]:
-    timed(cmd)  # warm-up
-    return min((timed(cmd) for _ in range(runs)), key=lambda r: r[0])
 
 
 def main() -> None:
