@@ -182,15 +182,14 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
-#: the binary operators of `_Parser._LEVELS`
+#: the binary operators, with C's precedence (higher binds tighter)
 _OPERATORS = {"|": operator.or_, "^": operator.xor, "&": operator.and_, "<<": operator.lshift,
               ">>": operator.rshift, "+": operator.add, "-": operator.sub, "*": operator.mul}
+_PRECEDENCE = {"|": 0, "^": 1, "&": 2, "<<": 3, ">>": 3, "+": 4, "-": 4, "*": 5}
 
 
 class _Parser:
-    """Recursive descent over | ^ & << >> + - * ~ unary-minus, casts and parentheses."""
-
-    _LEVELS = (("|",), ("^",), ("&",), ("<<", ">>"), ("+", "-"), ("*",))
+    """Precedence climbing over | ^ & << >> + - * ~ unary-minus, casts and parentheses."""
 
     def __init__(self, toks: list[tuple[str, str]]) -> None:
         self.toks = toks
@@ -212,13 +211,13 @@ class _Parser:
             raise _Unevaluable(str(self.peek()))
         return v
 
-    def binary(self, level: int) -> int:
-        if level == len(self._LEVELS):
-            return self.unary()
-        v = self.binary(level + 1)
-        while (t := self.peek()) is not None and t[0] == "op" and t[1] in self._LEVELS[level]:
+    def binary(self, lowest: int) -> int:
+        """The operand and the operators of precedence >= `lowest` after it (left first)."""
+        v = self.unary()
+        while (t := self.peek()) is not None and t[0] == "op" \
+                and _PRECEDENCE.get(t[1], -1) >= lowest:
             self.take()
-            r = self.binary(level + 1)
+            r = self.binary(_PRECEDENCE[t[1]] + 1)
             v = _OPERATORS[t[1]](v, r) & _MASK64
         return v
 
