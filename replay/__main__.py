@@ -1,5 +1,5 @@
 """`python -m replay` runs the command line."""
 
-from replay.cli import main
+from replay.cli import run
 
-main()
+run()

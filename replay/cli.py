@@ -7,6 +7,7 @@ non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -333,3 +334,24 @@ def main() -> None:
             e.show()
             sys.exit(e.exit_code)
         raise
+
+
+def run() -> None:
+    """The `replay` script and `python -m replay`: `main`, then exit without the
+    interpreter's teardown (~70 ms of freeing every module's objects, a tenth of an
+    ingest), as mypy does: by then every output is written and closed."""
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`) or stream
+            pass
+    os._exit(code)
