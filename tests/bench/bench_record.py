@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from replay.schema import EVENT_NAMES  # noqa: E402
 from replay.tracefs import find_tracefs  # noqa: E402
-from tests.bench.bench_perfdata import ROOT, timed  # noqa: E402
+from tests.bench.timing import ROOT, timed  # noqa: E402
 
 
 def main() -> None:

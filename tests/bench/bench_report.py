@@ -18,36 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from ingest import READERS  # noqa: E402
+from timing import timed  # noqa: E402
 
 CAPTURES = Path("/work/captures")
-
-
-def _timed(cmd: list[str]) -> tuple[float, float, int]:
-    """Run `cmd` under /usr/bin/time -v, stdout to /dev/null: (wall seconds, CPU seconds
-    (user + system, its worker processes included), peak RSS in KiB). CPU time is the
-    fairer measure on a machine shared with other jobs."""
-    t0 = time.perf_counter()
-    r = subprocess.run(["/usr/bin/time", "-v", *cmd], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr[-3000:]}")
-    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", r.stderr)[1])
-              for k in ("User", "System"))
-    return wall, cpu, int(re.search(r"Maximum resident set size \(kbytes\): (\d+)",
-                                    r.stderr)[1])
 
 
 def main() -> None:
@@ -74,10 +56,10 @@ def main() -> None:
         print(f"trace: {args.trace} ({args.trace.stat().st_size / 1e6:.0f} MB)"
               + ("" if has_dat or args.trace.suffix == ".dat" else
                  " — text: no trace.dat reader is registered on this branch"))
-        tc_wall, tc_cpu, tc_rss = _timed(["trace-cmd", "report", "-i", str(args.dat)])
+        tc_wall, tc_cpu, tc_rss = timed(["trace-cmd", "report", "-i", str(args.dat)])
         print(f"trace-cmd report -i {args.dat.name}: {tc_wall:8.2f} s wall  {tc_cpu:8.2f} s "
               f"CPU  peak RSS {tc_rss / 1024:7.0f} MiB", flush=True)
-        rp_wall, rp_cpu, rp_rss = _timed([sys.executable, "-m", "replay", "report", str(link),
+        rp_wall, rp_cpu, rp_rss = timed([sys.executable, "-m", "replay", "report", str(link),
                                           "-o", str(html), "--max-order", args.max_order,
                                           "-q"])
         meta = json.loads((Path(f"{link}.replay") / "meta.json").read_text())

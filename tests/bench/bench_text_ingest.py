@@ -26,18 +26,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from timing import Timing, timed
+
 CAPTURES = Path("/work/captures")
 RSS_LIMIT_KIB = 512 * 1024
-
-
-def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> dict[str, float]:  # noqa: ANN001
-    """Run `cmd` under /usr/bin/time: wall and CPU seconds, peak RSS in KiB."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
-        subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", t.name, *cmd],
-                       stdout=stdout, check=True, cwd=ROOT)
-        wall, user, sys_, rss = t.read().split()[-4:]
-    return {"wall": float(wall), "cpu": float(user) + float(sys_), "rss_kib": int(rss)}
 
 
 def count_lines(path: Path) -> int:
@@ -48,7 +40,7 @@ def count_lines(path: Path) -> int:
     return n
 
 
-def ingest(trace: Path, out: Path) -> dict[str, float]:
+def ingest(trace: Path, out: Path) -> Timing:
     return timed([sys.executable, "-m", "replay", "ingest", str(trace), "-o", str(out), "-q",
                   "--force"])
 
@@ -86,25 +78,25 @@ def main() -> int:
         ours = ingest(args.trace, out)
         events = json.loads((out / "meta.json").read_text())["events"]
         theirs = timed(["trace-cmd", "report", "-i", str(dat)])
-        print(f"replay ingest      {ours['wall']:8.2f} s wall {ours['cpu']:8.2f} s CPU  "
-              f"{lines / ours['wall']:12,.0f} lines/s wall {lines / ours['cpu']:12,.0f} "
-              f"lines/s CPU  ({events:,} events)  peak RSS {ours['rss_kib'] / 1024:,.0f} MiB")
-        print(f"trace-cmd report   {theirs['wall']:8.2f} s wall {theirs['cpu']:8.2f} s CPU  "
-              f"{events / theirs['wall']:12,.0f} events/s wall {events / theirs['cpu']:9,.0f} "
-              f"events/s CPU  peak RSS {theirs['rss_kib'] / 1024:,.0f} MiB")
-        ratio_wall = (lines / ours["wall"]) / (events / theirs["wall"])
-        ratio_cpu = (lines / ours["cpu"]) / (events / theirs["cpu"])
+        print(f"replay ingest      {ours.wall:8.2f} s wall {ours.cpu:8.2f} s CPU  "
+              f"{lines / ours.wall:12,.0f} lines/s wall {lines / ours.cpu:12,.0f} "
+              f"lines/s CPU  ({events:,} events)  peak RSS {ours.rss_kib / 1024:,.0f} MiB")
+        print(f"trace-cmd report   {theirs.wall:8.2f} s wall {theirs.cpu:8.2f} s CPU  "
+              f"{events / theirs.wall:12,.0f} events/s wall {events / theirs.cpu:9,.0f} "
+              f"events/s CPU  peak RSS {theirs.rss_kib / 1024:,.0f} MiB")
+        ratio_wall = (lines / ours.wall) / (events / theirs.wall)
+        ratio_cpu = (lines / ours.cpu) / (events / theirs.cpu)
         print(f"ratio (replay lines/s / trace-cmd events/s): {ratio_wall:.2f}x wall, "
               f"{ratio_cpu:.2f}x CPU  (target >= 2x)")
-        ok &= ours["rss_kib"] < RSS_LIMIT_KIB
+        ok &= ours.rss_kib < RSS_LIMIT_KIB
         if not args.no_10x:
             big = ten_times(args.trace)
             ten = ingest(big, out)
             print(f"10x input {big.name} ({big.stat().st_size / 2**20:,.0f} MiB zstd, "
-                  f"{10 * lines:,} lines): {ten['wall']:.1f} s wall {ten['cpu']:.1f} s CPU, "
-                  f"{10 * lines / ten['wall']:,.0f} lines/s, peak RSS "
-                  f"{ten['rss_kib'] / 1024:,.0f} MiB (limit {RSS_LIMIT_KIB // 1024} MiB)")
-            ok &= ten["rss_kib"] < RSS_LIMIT_KIB
+                  f"{10 * lines:,} lines): {ten.wall:.1f} s wall {ten.cpu:.1f} s CPU, "
+                  f"{10 * lines / ten.wall:,.0f} lines/s, peak RSS "
+                  f"{ten.rss_kib / 1024:,.0f} MiB (limit {RSS_LIMIT_KIB // 1024} MiB)")
+            ok &= ten.rss_kib < RSS_LIMIT_KIB
     return 0 if ok else 1
 
 

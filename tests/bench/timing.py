@@ -7,12 +7,21 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float, int]:  # noqa: ANN001
-    """(wall s, user+sys s, peak RSS KiB) of `cmd` run under /usr/bin/time -v.
+class Timing(NamedTuple):
+    """One run of a command: wall and CPU (user + sys) seconds, peak RSS in KiB."""
+
+    wall: float
+    cpu: float
+    rss_kib: int
+
+
+def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> Timing:  # noqa: ANN001
+    """`Timing` of `cmd` run under /usr/bin/time -v (exits with its stderr if it fails).
 
     Python's bytecode cache is on, as in a normal installation, even where the calling
     shell turned it off (PYTHONDONTWRITEBYTECODE): recompiling every module would add
@@ -30,10 +39,10 @@ def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float, int]
     wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")
     seconds = sum(float(x) * 60**i for i, x in enumerate(reversed(wall)))
     cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
-    return seconds, cpu, int(field("Maximum resident set size (kbytes)"))
+    return Timing(seconds, cpu, int(field("Maximum resident set size (kbytes)")))
 
 
-def best(cmd: list[str], runs: int) -> tuple[float, float, int]:
+def best(cmd: list[str], runs: int) -> Timing:
     """`timed` of the fastest of `runs` runs, after one untimed warm-up (page cache)."""
     timed(cmd)
-    return min((timed(cmd) for _ in range(runs)), key=lambda r: r[0])
+    return min((timed(cmd) for _ in range(runs)), key=lambda r: r.wall)
