@@ -15,10 +15,12 @@ def render_info(path: Path, meta: dict[str, Any]) -> str:
     src = meta.get("source", {})
     span = meta.get("time_span", {})
     lost = meta.get("lost_events", {})
-    lines = [
-        f"dataset       {path}",
-        f"source        {src.get('path')}",
-        f"sha256        {src.get('sha256')}",
+    lines = [f"dataset       {path}", f"source        {src.get('path')}"]
+    if "sha256" in src:  # an ingested file
+        lines.append(f"sha256        {src['sha256']}")
+    if "host" in src:  # `replay record`: the tracefs of a live kernel
+        lines.append(f"recorded on   {src['host']}")
+    lines += [
         f"format        {meta.get('format')}"
         + (f" (version {meta['format_version']})" if meta.get("format_version") else ""),
         f"kernel        {meta.get('kernel_release') or 'unknown'}",

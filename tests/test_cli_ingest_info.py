@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.conftest import run_cli as run_subprocess
 
@@ -71,3 +72,12 @@ def test_info_on_something_else(tmp_path, cli):
     r = cli("info", tmp_path)
     assert r.returncode != 0 and "not a replay dataset" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_info_of_a_recorded_dataset_names_its_host():
+    """`replay record` datasets have no source file: no `sha256 None` line."""
+    from replay.info import render_info
+
+    meta = {"source": {"path": "/sys/kernel/tracing", "host": "box"}, "format": "tracefs"}
+    text = render_info(Path("rec.replay"), meta)
+    assert "recorded on   box\n" in text and "sha256" not in text and "None" not in text
