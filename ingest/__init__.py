@@ -9,6 +9,7 @@ from importlib import import_module
 from pathlib import Path
 
 from ingest.base import IngestStats, Reader
+from ingest.perf_dir import perf_dir_files
 from ingest.sniff import detect_format
 from ingest.source import check_file
 from replay.errors import InputError
@@ -28,11 +29,17 @@ def open_reader(path: Path, fmt: str | None = None, strict: bool = False,
                 **options: object) -> Reader:
     """A reader for `path`, of format `fmt` or the one its content shows.
 
+    `path` may be the directory `perf record --threads` writes.
     `options` are reader-specific settings (e.g. `buffer` for trace.dat); None values are
     ignored, others must be in the reader's `options`.
     """
-    check_file(path)
-    name = fmt or detect_format(path)
+    if path.is_dir() and fmt in (None, "perf.data"):
+        name = detect_format(perf_dir_files(path)[0])  # perf record --threads output
+        if name != "perf.data":
+            raise InputError(path, f"directory whose `data` file is {name}, not perf.data")
+    else:
+        check_file(path)
+        name = fmt or detect_format(path)
     if name not in READERS:
         known = ", ".join(sorted(READERS))
         raise InputError(path, f"unknown format {name!r} (known: {known})")

@@ -74,6 +74,7 @@ FEAT_VERSION = 5
 FEAT_ARCH = 6
 FEAT_NRCPUS = 7
 FEAT_CMDLINE = 11
+FEAT_DIR_FORMAT = 24
 FEAT_COMPRESSED = 27
 
 #: HEADER_COMPRESSED compression type for zstd (enum perf_record_compression)

@@ -18,6 +18,7 @@ import os
 import struct
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ from ingest.perf_header import (
     read_features,
     read_header,
 )
+from ingest.perf_dir import input_files
 from ingest.perf_layout import WalkerConfig, attr_clock, walker_config
 from ingest.perf_stacks import ChainInterner
 from ingest.perf_symbols import ThisMachineAhead, choose_symbols, stack_batches
@@ -129,27 +131,61 @@ class PerfDataReader(Reader):
         self._symbols_ahead: ThisMachineAhead | None = None
         self._zstd: zstandard.ZstdDecompressionObj | None = None
         self._zcarry = b""
+        #: the files read: the file itself, or a --threads directory's data, data.N
+        self._files = input_files(self.path)
+        self.size = sum(f.stat().st_size for f in self._files)
+        #: while reading a directory's files: rows wait for the final sort (perf's
+        #: threads write no FINISHED_ROUND; records of all files merge by time)
+        self._hold = False
+        #: the file name prefixed to error offsets, and progress before this file
+        self._prefix, self._base = "", 0
+        self._sizes: list[int] = []  # of the files mapped so far (decompressed)
+        self._n_files = 1
 
     # -- the pass over the file ----------------------------------------------------------
 
     def events(self) -> Iterator[pa.RecordBatch]:
-        with seekable(self.path) as path, open(path, "rb") as f:
+        main, *parts = self._files
+        with self._mapped(main) as (mm, size):
+            yield from self._read(mm, size)
+        if self._features.dir_format is None:
+            parts = []  # a directory holding a plain perf.data: perf reads `data` only
+        elif self._features.dir_format != 1:
+            raise self._fail(f"directory data version {self._features.dir_format} "
+                             "(HEADER_DIR_FORMAT; only version 1 is known)")
+        self._hold = bool(parts)
+        for part in parts:
+            self._prefix, self._base = f"{part.name} ", self._base + self._sizes[-1]
+            self._zstd, self._zcarry = None, b""  # each thread compresses on its own
+            with self._mapped(part) as (mm, size):
+                yield from self._read_part(mm, size)
+        self._hold = False
+        yield from self._flush(None)
+        self._n_files = 1 + len(parts)
+        self._finish_stats()
+
+    @contextmanager
+    def _mapped(self, path: Path) -> Iterator[tuple[mmap.mmap, int]]:
+        """`path` (decompressed when xz/gzip/zstd) mapped into memory, and its size."""
+        with seekable(path) as real, open(real, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size == 0:
-                raise InputError(self.path, "empty file")
+                raise self._fail("empty file" if path == self.path else f"{path.name} is empty")
+            self._sizes.append(size)
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
             if hasattr(mmap, "MADV_SEQUENTIAL"):
                 mm.madvise(mmap.MADV_SEQUENTIAL)  # read ahead; the walk goes forward
             try:
-                yield from self._read(mm, size)
+                yield mm, size
             finally:
                 try:
                     mm.close()
                 except BufferError:
                     pass  # an array still views it; the mapping goes with the last one
-        self._finish_stats()
 
     def _fail(self, why: str, where: str | None = None) -> InputError:
+        if where is not None and self._prefix:
+            where = self._prefix + where
         return InputError(self.path, why, where=where)
 
     def _read(self, mm: mmap.mmap, size: int) -> Iterator[pa.RecordBatch]:
@@ -174,18 +210,23 @@ class PerfDataReader(Reader):
                 self._symbols_ahead = ThisMachineAhead(self._features.hostname,
                                                        self._features.osrelease)
         del view
+        self._configure()
+        yield from self._read_part(mm, hdr.data_end, hdr.data_offset)
+
+    def _read_part(self, mm: mmap.mmap, end: int, start: int = 0) -> Iterator[pa.RecordBatch]:
+        """Walk the records of one file from `start` to `end`."""
         self._mm, self._released = mm, 0
         buf = np.frombuffer(mm, np.uint8)
-        self._configure()
-        status, pos = yield from self._walk(buf, hdr.data_offset, hdr.data_end)
-        self.position = pos
+        status, pos = yield from self._walk(buf, start, end)
+        self.position = self._base + pos
         if status == STOP_INCOMPLETE or self._zcarry:
             self.stats.truncated = True
         elif status == STOP_BAD_HEADER:
             size_field = struct.unpack_from(">H" if self.big else "<H", mm, pos + 6)[0]
             self._damaged(f"offset {pos}", f"record header with size {size_field} (< 8): "
                                             "the records after it cannot be found")
-        yield from self._flush(None)
+        if not self._hold:
+            yield from self._flush(None)
         del buf
 
     def _walk(self, buf: np.ndarray, pos: int, end: int, nested: bool = False):
@@ -202,9 +243,10 @@ class PerfDataReader(Reader):
             if ns:
                 self._decode(buf, self._samples[:ns], nested)
             if not nested:
-                self.position = pos
+                self.position = self._base + pos
                 self._release(pos)
-            yield from self._flush(int(self._state[ST_FLUSH_TIME]))
+            if not self._hold:
+                yield from self._flush(int(self._state[ST_FLUSH_TIME]))
             if status == STOP_FULL:
                 continue
             if status != STOP_SPECIAL:
@@ -354,7 +396,7 @@ class PerfDataReader(Reader):
         if self._decoder is None:
             self.stats.skipped["(no event formats yet)"] += len(rows)
             return
-        base = "in compressed data " if nested else ""
+        base = self._prefix + ("in compressed data " if nested else "")
         index, cols = self._decoder.decode_numpy(
             buf, rows[:, S_RAW_OFF], rows[:, S_RAW_LEN], self.stats,
             where=lambda i: f"{base}offset {rows[i, S_REC]}")
@@ -404,7 +446,7 @@ class PerfDataReader(Reader):
         if self.strict:
             raise self._fail(why, where)
         self.stats.truncated = True
-        self.stats.add_malformed(where, why)
+        self.stats.add_malformed(self._prefix + where, why)
 
     def _finish_stats(self) -> None:
         st, feats = self.stats, self._features
@@ -437,6 +479,8 @@ class PerfDataReader(Reader):
             "finished_rounds": int(self._state[ST_ROUNDS]),
             "samples_of_unknown_id": int(self._state[ST_UNKNOWN_ID]),
             "samples_without_time": int(self._state[ST_NO_TIME]),
+            # perf record --threads: DIR/data and the DIR/data.N files read
+            "data_files": self._n_files,
         }
 
     def stacks(self) -> Iterator[pa.RecordBatch]:

@@ -20,6 +20,7 @@ from ingest.perf_abi import (
     FEAT_ARCH,
     FEAT_CMDLINE,
     FEAT_COMPRESSED,
+    FEAT_DIR_FORMAT,
     FEAT_HOSTNAME,
     FEAT_NRCPUS,
     FEAT_OSRELEASE,
@@ -83,6 +84,8 @@ class PerfFeatures:
     cmdline: list[str] | None = None
     tracing_data: bytes | None = None
     compression: int | None = None
+    #: HEADER_DIR_FORMAT version: the file is DIR/data of a `perf record --threads` dir
+    dir_format: int | None = None
 
 
 def _endian(big: bool) -> str:
@@ -214,6 +217,8 @@ def apply_feature(feats: PerfFeatures, feat: int, data: bytes, big: bool) -> Non
                 word, pos = _string(data, pos, e)
                 words.append(word)
             feats.cmdline = words
+        elif feat == FEAT_DIR_FORMAT:
+            (feats.dir_format,) = struct.unpack_from(e + "Q", data)
         elif feat == FEAT_COMPRESSED:
             _version, feats.compression = struct.unpack_from(e + "II", data)
     except (struct.error, ValueError):

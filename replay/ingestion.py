@@ -10,24 +10,27 @@ from typing import Any
 
 from ingest import open_reader
 from ingest.base import IngestStats
+from ingest.perf_dir import input_files
 from replay.dataset import DatasetWriter, default_output
 from replay.errors import InputError
 from replay.progress import progress_bar, warn
 
 
 class _Sha256(threading.Thread):
-    """Hashes the input file in the background while the reader parses it."""
+    """Hashes the input file (a perf.data directory: its files, concatenated in reading
+    order) in the background while the reader parses it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, files: list[Path]) -> None:
         super().__init__(daemon=True)
-        self.path = path
+        self.files = files
         self.digest = ""
 
     def run(self) -> None:
         h = hashlib.sha256()
-        with open(self.path, "rb") as f:
-            while chunk := f.read(8 << 20):
-                h.update(chunk)
+        for path in self.files:
+            with open(path, "rb") as f:
+                while chunk := f.read(8 << 20):
+                    h.update(chunk)
         self.digest = h.hexdigest()
 
 
@@ -71,7 +74,8 @@ def ingest(
     trace = Path(trace)
     reader = open_reader(trace, fmt, strict=strict, buffer=buffer, kallsyms=kallsyms)
     out = Path(out) if out is not None else default_output(trace)
-    hasher = _Sha256(trace)
+    files = input_files(trace)
+    hasher = _Sha256(files)
     hasher.start()
     with DatasetWriter(out, force=force) as writer:
         with progress_bar(f"ingest {trace.name}", reader.size, quiet=quiet) as bar:
@@ -103,7 +107,7 @@ def ingest(
             "source": {
                 "path": str(trace.resolve()),
                 "sha256": hasher.digest,
-                "size": trace.stat().st_size,
+                "size": sum(f.stat().st_size for f in files),
             },
             **stats_meta(stats),
         }
