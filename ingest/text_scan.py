@@ -272,11 +272,18 @@ def _frame(buf, s, e, r, addr, sym_s, sym_e, dso_s, dso_e):  # noqa: ANN001, ANN
     addr[r] = a
     end = e
     dso_s[r] = -1
-    if buf[e - 1] == 41:  # `(dso)` at the end
+    if buf[e - 1] == 41:  # `(dso)` at the end; the dso may hold `(deleted)` itself
         q = e - 2
-        while q > i and buf[q] != 40:
+        depth = 1
+        while q > i:
+            if buf[q] == 41:
+                depth += 1
+            elif buf[q] == 40:
+                depth -= 1
+                if depth == 0:
+                    break
             q -= 1
-        if buf[q] == 40 and q > i and _space(buf[q - 1]):
+        if depth == 0 and q > i and _space(buf[q - 1]):
             dso_s[r] = q + 1
             dso_e[r] = e - 1
             end = q - 1

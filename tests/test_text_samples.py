@@ -35,7 +35,9 @@ PERF_LINE = re.compile(
     r"^\s*(?P<comm>\S.*?)\s+(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?P<secs>\d+)\.(?P<frac>\d+):"
     r"\s+\w+:(?P<event>\w+):\s+(?P<body>.*)$"
 )
-FRAME_LINE = re.compile(r"^\s+(?P<addr>[0-9a-f]+) (?P<sym>.*?)(?: \((?P<dso>[^()]*)\))?$")
+# the dso of a deleted mapping ends in its own parentheses: `(/memfd:x (deleted))`
+FRAME_LINE = re.compile(r"^\s+(?P<addr>[0-9a-f]+) (?P<sym>.*?)"
+                        r"(?: \((?P<dso>(?:[^()]|\([^()]*\))*)\))?$")
 COLUMNS = ("ts_ns", "cpu", "pid", "comm", "event", "pfn", "order", "gfp_flags") + INT_KEYS[1:]
 
 
