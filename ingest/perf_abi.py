@@ -14,6 +14,10 @@ RECORD_EXIT = 4
 RECORD_FORK = 7
 RECORD_SAMPLE = 9
 RECORD_LOST_SAMPLES = 13
+#: a kernel symbol appears or goes (BPF program, ftrace/kprobe trampoline; Linux 5.1)
+RECORD_KSYMBOL = 17
+#: PERF_RECORD_KSYMBOL flags: the symbol is going away
+KSYMBOL_UNREGISTER = 1
 
 # perf's user record types (enum perf_user_event_type)
 RECORD_HEADER_ATTR = 64

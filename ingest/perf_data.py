@@ -29,11 +29,13 @@ from ingest.base import IngestStats, Reader
 from ingest.event_format import FormatError
 from ingest.ftrace_entry import EntryDecoder, NumpyColumns
 from ingest.perf_abi import (
+    KSYMBOL_UNREGISTER,
     RECORD_COMPRESSED,
     RECORD_COMPRESSED2,
     RECORD_HEADER_ATTR,
     RECORD_HEADER_FEATURE,
     RECORD_HEADER_TRACING_DATA,
+    RECORD_KSYMBOL,
     SAMPLE_RAW,
     TYPE_TRACEPOINT,
 )
@@ -129,6 +131,8 @@ class PerfDataReader(Reader):
         self._forks = np.empty((_SIDE, FORK_COLUMNS), np.int64)
         self._kmaps = np.empty(_SIDE, np.int64)
         self._symbols_ahead: ThisMachineAhead | None = None
+        #: (addr, len, name) of each KSYMBOL registration, in file order
+        self._ksymbols: list[tuple[int, int, str]] = []
         self._zstd: zstandard.ZstdDecompressionObj | None = None
         self._zcarry = b""
         #: the files read: the file itself, or a --threads directory's data, data.N
@@ -295,6 +299,8 @@ class PerfDataReader(Reader):
         elif rtype == RECORD_HEADER_FEATURE and size >= 16:
             (feat,) = struct.unpack_from(e + "Q", buf, body)
             apply_feature(self._features, feat, bytes(buf[body + 8 : pos + size]), self.big)
+        elif rtype == RECORD_KSYMBOL:
+            self._ksymbol(buf, pos, size)
         elif rtype in (RECORD_COMPRESSED, RECORD_COMPRESSED2):
             if nested:
                 raise self._fail("compressed record inside compressed data", f"offset {pos}")
@@ -307,6 +313,22 @@ class PerfDataReader(Reader):
                                      f"offset {pos}")
             yield from self._inflate(bytes(buf[data_off : data_off + data_size]), pos)
         return pos + size
+
+    def _ksymbol(self, buf: np.ndarray, pos: int, size: int) -> None:
+        """A KSYMBOL record: u64 addr, u32 len, u16 ksym_type, u16 flags, NUL-terminated
+        name (include/uapi/linux/perf_event.h); registrations name callchain frames."""
+        if size < 8 + 16 + 1:
+            why = f"KSYMBOL record of {size} bytes, shorter than its fields"
+            if self.strict:
+                raise self._fail(why, f"offset {pos}")
+            self.stats.add_malformed(f"{self._prefix}offset {pos}", why)
+            return
+        addr, length, _ktype, flags = struct.unpack_from(
+            (">" if self.big else "<") + "QIHH", buf, pos + 8)
+        if flags & KSYMBOL_UNREGISTER:
+            return
+        name = bytes(buf[pos + 24 : pos + size]).split(b"\0", 1)[0]
+        self._ksymbols.append((addr, length, name.decode("utf-8", "replace")))
 
     def _inflate(self, data: bytes, pos: int) -> Iterator[pa.RecordBatch]:
         """Walk the records inside one compressed record (a zstd stream across records;
@@ -489,7 +511,7 @@ class PerfDataReader(Reader):
         symbols = choose_symbols(
             self.path, self.kallsyms, self._tracing.kallsyms if self._tracing else b"",
             self._features.hostname, self._features.osrelease, self._reloc,
-            self._symbols_ahead)
+            self._symbols_ahead, self._ksymbols)
         yield from stack_batches(self._chains.frames(), symbols)
         self.stats.extra["stacks"] = {"distinct": self._chains.n_stacks, **symbols.meta()}
 

@@ -10,6 +10,11 @@ Sources, in order:
    this machine's and the addresses are visible (root, or kptr_restrict allows);
 4. none: kernel frames keep their addresses, symbol null.
 
+On top of any of these, the symbols the file announces itself (PERF_RECORD_KSYMBOL: BPF
+programs, ftrace and kprobe trampolines) name the frames inside their ranges, as perf
+does (tools/perf/util/machine.c, machine__process_ksymbol_register: a map and one symbol
+spanning the range, its dso named after the symbol).
+
 A KASLR slide between recording and now is undone as perf does: the kernel MMAP record
 `[kernel.kallsyms]_text` carries the recorded address of `_text` (its pgoff); the table
 is moved so its `_text` lands there. User frames are kept as addresses.
@@ -38,14 +43,64 @@ _KERNEL = CONTEXT_NAMES.index("kernel")
 _BATCH = 1 << 20
 
 
+class WithKsymbols:
+    """A kallsyms table (or none) under the KSYMBOL ranges of a perf.data: an address in
+    a registered range is that symbol (+ offset from its start), others go to kallsyms.
+
+    Stacks carry no time, so a range counts as registered for the whole file; where two
+    registrations start at one address the later one names it (perf resolves each frame
+    at its sample's time, and drops a range when it is unregistered).
+    """
+
+    def __init__(self, table: Kallsyms | None, ksymbols: list[tuple[int, int, str]]) -> None:
+        self.table = table
+        last = {addr: (length, name) for addr, length, name in ksymbols}
+        addrs = sorted(last)
+        self.starts = np.array(addrs, np.uint64)
+        self.ends = np.array([a + last[a][0] for a in addrs], np.uint64)
+        self.names = [last[a][1] for a in addrs]
+        self._n = len(table) if table is not None else 0
+
+    def __len__(self) -> int:
+        return self._n + len(self.names)
+
+    def lookup(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(index or -1, offset); indices past the kallsyms table's are KSYMBOL ranges."""
+        if self.table is not None:
+            idx, off = self.table.lookup(addrs)
+        else:
+            idx, off = np.full(len(addrs), -1, np.int64), np.zeros(len(addrs), np.uint64)
+        j = np.searchsorted(self.starts, addrs, side="right").astype(np.int64) - 1
+        safe = np.maximum(j, 0)
+        inside = (j >= 0) & (addrs < self.ends[safe])
+        return (np.where(inside, self._n + j, idx),
+                np.where(inside, addrs - self.starts[safe], off).astype(np.uint64))
+
+    def symbols(self, idx: np.ndarray, off: np.ndarray) -> list[str | None]:
+        out = (self.table.symbols(np.where(idx < self._n, idx, -1), off)
+               if self.table is not None else [None] * len(idx))
+        for k in np.flatnonzero(idx >= self._n).tolist():
+            out[k] = f"{self.names[idx[k] - self._n]}+0x{int(off[k]):x}"
+        return out
+
+    def dsos(self, idx: np.ndarray) -> list[str | None]:
+        out = (self.table.dsos(np.where(idx < self._n, idx, -1))
+               if self.table is not None else [None] * len(idx))
+        for k in np.flatnonzero(idx >= self._n).tolist():
+            out[k] = self.names[idx[k] - self._n]  # perf: the dso is named after the symbol
+        return out
+
+
 @dataclass
 class SymbolSource:
     """Where kernel symbols came from, for meta.json."""
 
-    table: Kallsyms | None
+    table: Kallsyms | WithKsymbols | None
     source: str | None
     why_none: str | None = None
     relocation: int = 0
+    #: distinct KSYMBOL ranges laid over the table
+    ksymbols: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
 
     def meta(self) -> dict[str, Any]:
@@ -54,6 +109,8 @@ class SymbolSource:
             out["why_no_symbols"] = self.why_none
         if self.relocation:
             out["relocation"] = self.relocation
+        if self.ksymbols:
+            out["ksymbols"] = self.ksymbols
         return {**out, **self.stats}
 
 
@@ -79,9 +136,11 @@ class ThisMachineAhead(threading.Thread):
 
 def choose_symbols(path: Path, explicit: Path | None, in_trace: bytes, hostname: str | None,
                    osrelease: str | None, reloc: tuple[str, int] | None,
-                   ahead: ThisMachineAhead | None = None) -> SymbolSource:
+                   ahead: ThisMachineAhead | None = None,
+                   ksymbols: list[tuple[int, int, str]] | None = None) -> SymbolSource:
     """The kernel symbol table to use for a perf.data recorded on `hostname`/`osrelease`
-    (`ahead`: this machine's, already being read for that hostname and release)."""
+    (`ahead`: this machine's, already being read for that hostname and release;
+    `ksymbols`: the (addr, len, name) of the file's KSYMBOL registrations)."""
     if explicit is not None:
         src = SymbolSource(load_kallsyms(explicit), f"file {explicit}")
     elif in_trace.strip():
@@ -97,6 +156,9 @@ def choose_symbols(path: Path, explicit: Path | None, in_trace: bytes, hostname:
             src.table = src.table.relocated(src.relocation)
     if src.table is not None and len(src.table) == 0:
         raise InputError(path, f"kallsyms from {src.source} has no symbols")
+    if ksymbols:
+        src.table = WithKsymbols(src.table, ksymbols)
+        src.ksymbols = len(src.table.names)
     return src
 
 

@@ -36,6 +36,7 @@ from ingest.perf_abi import (
     RECORD_HEADER_ATTR,
     RECORD_HEADER_FEATURE,
     RECORD_HEADER_TRACING_DATA,
+    RECORD_KSYMBOL,
     RECORD_LOST,
     RECORD_LOST_SAMPLES,
     RECORD_MMAP,
@@ -91,6 +92,7 @@ STOP_INCOMPLETE = 4  # the record at `pos` runs past the end of the buffer
 
 #: record types handed back to Python
 SPECIAL_TYPES = (
+    RECORD_KSYMBOL,
     RECORD_HEADER_ATTR,
     RECORD_HEADER_TRACING_DATA,
     RECORD_HEADER_FEATURE,

@@ -26,12 +26,13 @@ from replay.schema import stack_batch
 
 def frame_context(dso: pa.Array, addr: np.ndarray) -> pa.Array:
     """Where each frame ran: `[kernel.kallsyms]` → kernel, `[guest.kernel.kallsyms]` →
-    guest_kernel; other bracketed dsos (modules, `[unknown]`) → kernel when the address
-    is in the upper half (the kernel's on 64-bit Linux), else user, like a path."""
+    guest_kernel; other dsos that are not paths (modules, `[unknown]`, BPF programs and
+    trampolines, which perf names after their KSYMBOL) → kernel when the address is in the
+    upper half (the kernel's on 64-bit Linux), else user, like a path."""
     upper = pa.array(addr >= np.uint64(1 << 63))
-    bracket = pc.fill_null(pc.starts_with(dso, "["), False)
+    not_path = pc.invert(pc.fill_null(pc.starts_with(dso, "/"), False))
     kernel = pc.or_(pc.fill_null(pc.starts_with(dso, "[kernel."), False),
-                    pc.and_(pc.or_(bracket, dso.is_null()), upper))
+                    pc.and_(not_path, upper))
     guest = pc.fill_null(pc.starts_with(dso, "[guest.kernel"), False)
     return pc.if_else(guest, "guest_kernel", pc.if_else(kernel, "kernel", "user"))
 

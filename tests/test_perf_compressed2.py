@@ -1,4 +1,4 @@
-"""PERF_RECORD_COMPRESSED2 (type 83, perf 6.15+): the real `perf record -z` sample rewritten.
+"""PERF_RECORD_COMPRESSED2 (type 83, perf since 2025): the real `perf record -z` sample rewritten.
 
 perf 6.1 here writes COMPRESSED (81) records: header, then the zstd data up to header.size.
 Newer perf writes COMPRESSED2 (tools/lib/perf/include/perf/event.h, commit "perf record:

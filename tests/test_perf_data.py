@@ -31,10 +31,13 @@ CASES = {
     "perf-z": ("perf-z.perf.data", "perf-z.perf-expected.txt.xz"),
     # perf record --threads: a directory (data, data.0, data.1; each xz-compressed)
     "perf-threads": ("perf-threads.perf.data", "perf-threads.perf-expected.txt.xz"),
+    # a BPF program loaded before and one during the recording: KSYMBOL records
+    "perf-bpf": ("perf-bpf.perf.data.xz", "perf-bpf.perf-expected.txt.xz"),
 }
 #: samples with callchains -> default `perf script --ns` output (frames with sym+off)
 CALLCHAINS = {"perf-g": "perf-g.perf-script.txt.xz", "perf-z": "perf-z.perf-script.txt.xz",
-              "perf-threads": "perf-threads.perf-script.txt.xz"}
+              "perf-threads": "perf-threads.perf-script.txt.xz",
+              "perf-bpf": "perf-bpf.perf-script.txt.xz"}
 
 # An independent reading of perf script's tracepoint lines: comm (may hold spaces), tid,
 # [cpu], secs.nsecs, sys:event, then the rendered fields.
