@@ -152,12 +152,8 @@ class PerfDataReader(Reader):
         main, *parts = self._files
         with self._mapped(main) as (mm, size):
             yield from self._read(mm, size)
-        if self._features.dir_format is None:
-            parts = []  # a directory holding a plain perf.data: perf reads `data` only
-        elif self._features.dir_format != 1:
-            raise self._fail(f"directory data version {self._features.dir_format} "
-                             "(HEADER_DIR_FORMAT; only version 1 is known)")
-        self._hold = bool(parts)
+        if not self._hold:
+            parts = []  # no HEADER_DIR_FORMAT: perf reads `data` only
         for part in parts:
             self._prefix, self._base = f"{part.name} ", self._base + self._sizes[-1]
             self._zstd, self._zcarry = None, b""  # each thread compresses on its own
@@ -210,6 +206,10 @@ class PerfDataReader(Reader):
                 raise self._fail(f"perf.data {why}: the event formats needed to decode "
                                  "tracepoint samples are missing")
             self._set_tracing_data(self._features.tracing_data, "HEADER_TRACING_DATA feature")
+            if self._features.dir_format not in (None, 1):
+                raise self._fail(f"directory data version {self._features.dir_format} "
+                                 "(HEADER_DIR_FORMAT; only version 1 is known)")
+            self._hold = len(self._files) > 1 and self._features.dir_format is not None
             if self.kallsyms is None and not self._tracing.kallsyms.strip():
                 self._symbols_ahead = ThisMachineAhead(self._features.hostname,
                                                        self._features.osrelease)

@@ -31,6 +31,8 @@ CASES = {
     "perf-z": ("perf-z.perf.data", "perf-z.perf-expected.txt.xz"),
     # perf record --threads: a directory (data, data.0, data.1; each xz-compressed)
     "perf-threads": ("perf-threads.perf.data", "perf-threads.perf-expected.txt.xz"),
+    # perf record --threads -z: each thread's file is its own zstd stream
+    "perf-threads-z": ("perf-threads-z.perf.data", "perf-threads-z.perf-expected.txt.xz"),
     # a BPF program loaded before and one during the recording: KSYMBOL records
     "perf-bpf": ("perf-bpf.perf.data.xz", "perf-bpf.perf-expected.txt.xz"),
 }
@@ -52,7 +54,7 @@ FRAME_LINE = re.compile(r"^\t\s*(?P<addr>[0-9a-f]+) (?P<sym>.*) \((?P<dso>.*)\)$
 #: directory captures: perf merges the files in readdir order, which depends on the
 #: filesystem, the reader in file-number order; samples of equal time from different
 #: files (different CPUs) may thus swap: these are compared in (time, cpu) order
-DIRECTORIES = {"perf-threads"}
+DIRECTORIES = {"perf-threads", "perf-threads-z"}
 
 
 def by_time_cpu(samples: list[tuple], items: list) -> list:
@@ -199,6 +201,8 @@ def test_meta(datasets):
     assert pipe["perf"]["records_by_type"]["66"] == 1  # HEADER_TRACING_DATA record
     z = read_meta(datasets["perf-z"])
     assert z["perf"]["records_by_type"]["81"] > 0  # COMPRESSED records
+    tz = read_meta(datasets["perf-threads-z"])["perf"]
+    assert tz["records_by_type"]["81"] == 15 and tz["data_files"] == 3
     assert not (datasets["perf-nog"] / "stacks.parquet").exists()
 
 
