@@ -16,7 +16,9 @@ CANNOT_SLEEP = ("irq", "atomic", "nowait")
 _TOP = 10
 
 
-def _rows(db: Database, name: str, **params: Any) -> list[dict[str, Any]]:
+def named_rows(db: Database, name: str, **params: Any) -> list[dict[str, Any]]:
+    """The rows of named query `name` as dicts (without the `trace` column: a report is
+    of one dataset); parameters given as values, passed as text (None binds NULL)."""
     text = {k: None if v is None else str(v) for k, v in params.items()}
     rel = db.query(name, text)
     return [{k: v for k, v in zip(rel.columns, row) if k != "trace"} for row in rel.fetchall()]
@@ -25,10 +27,10 @@ def _rows(db: Database, name: str, **params: Any) -> list[dict[str, Any]]:
 def order_rows(db: Database, duration_s: float | None) -> list[dict[str, Any]]:
     """mm_page_alloc requests per order (order_histogram), split by context (alloc_context)."""
     contexts: dict[int, dict[str, int]] = {}
-    for r in _rows(db, "alloc_context", min_order=0):
+    for r in named_rows(db, "alloc_context", min_order=0):
         contexts.setdefault(r["order"], {})[r["context"]] = r["requests"]
     out = []
-    for r in _rows(db, "order_histogram"):
+    for r in named_rows(db, "order_histogram"):
         if r["event"] != "mm_page_alloc":
             continue
         ctx = contexts.get(r["order"], {})
@@ -48,16 +50,16 @@ def order_rows(db: Database, duration_s: float | None) -> list[dict[str, Any]]:
 
 def collect_demand(db: Database, duration_s: float | None, high_order: int) -> dict[str, Any]:
     """Demand per order and who asks for orders >= `high_order`."""
-    processes = _rows(db, "per_process", min_order=high_order, top=_TOP)
-    gfp = _rows(db, "gfp_flags", min_order=high_order)[:_TOP]
-    paths = [r for r in _rows(db, "top_stacks", top=5) if r["order"] >= high_order]
+    processes = named_rows(db, "per_process", min_order=high_order, top=_TOP)
+    gfp = named_rows(db, "gfp_flags", min_order=high_order)[:_TOP]
+    paths = [r for r in named_rows(db, "top_stacks", top=5) if r["order"] >= high_order]
     return {
         "high_order": high_order,
         "orders": order_rows(db, duration_s),
         "processes": processes,
         "gfp": gfp,
         "call_paths": [{**r, "path": r.pop("call_path")} for r in paths],
-        "failures": _rows(db, "failures"),
+        "failures": named_rows(db, "failures"),
     }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from replay.database import Database
 from replay.engine.simulate import SIM_DIR, SimOptions, run_sweep
+from replay.report.demand import named_rows
 from replay.report.options import ReportOptions
 
 #: pageblock_order on x86-64 (HPAGE_PMD_ORDER with 4K pages).
@@ -70,11 +71,6 @@ def _rows(db: Database, sql: str, params: dict[str, Any] | None = None
           ) -> list[dict[str, Any]]:
     rel = db.sql(sql, params)
     return [dict(zip(rel.columns, row)) for row in rel.fetchall()]
-
-
-def _named(db: Database, name: str, **params: Any) -> list[dict[str, Any]]:
-    rel = db.query(name, {k: str(v) for k, v in params.items()})
-    return [{k: v for k, v in zip(rel.columns, row) if k != "trace"} for row in rel.fetchall()]
 
 
 def configs(db: Database, options: ReportOptions) -> list[dict[str, Any]]:
@@ -171,7 +167,7 @@ def cost_distribution(db: Database, options: ReportOptions, n: int | None) -> di
                            "searches": []}
     if n is None:
         return out
-    rows = _named(db, "memarea_cost", mode=bar.mode, max_order=n, policy=bar.policy)
+    rows = named_rows(db, "memarea_cost", mode=bar.mode, max_order=n, policy=bar.policy)
     for s in options.searches:
         mine = [r for r in rows if r["search"] == s]
         if mine:
