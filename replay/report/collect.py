@@ -19,7 +19,7 @@ from replay.engine.layout import find_snapshot
 from replay.report.demand import above, collect_demand
 from replay.report.options import ReportOptions
 from replay.report.provenance import MAX_ORDER_READINGS, provenance
-from replay.report.recommend import recommend
+from replay.report.recommend import recommend, worst_share
 from replay.report.sweep import COST_UNITS, collect_sweep, cost_distribution
 
 REPORT_VERSION = 1
@@ -51,12 +51,7 @@ def candidate_row(cand: dict[str, Any], verdict: dict[str, Any], options: Report
     bar = options.bar
     row = {k: v for k, v in cand.items() if k != "configs"}
     for p in options.policies:
-        shares = [c["satisfied_share"] for c in cand["configs"]
-                  if c["policy"] == p and c["mode"] == bar.mode]
-        if cand["requests_above"] == 0:
-            row[f"satisfied_{p}"] = 1.0  # nothing above N: nothing for memarea to fail
-        else:
-            row[f"satisfied_{p}"] = None if None in shares or not shares else min(shares)
+        row[f"satisfied_{p}"] = worst_share(cand, p, bar.mode)
     ff = [c["false_failures"] for c in cand["configs"]
           if c["policy"] == bar.policy and c["mode"] == bar.mode]
     row["false_failures"] = max(ff) if ff else (0 if cand["requests_above"] == 0 else None)

@@ -56,27 +56,27 @@ class Verdict:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
+def worst_share(candidate: dict[str, Any], policy: str, mode: str) -> float | None:
+    """The share of the requests above N that memarea satisfies under `policy` and `mode`,
+    worst over the searches; None when a result is missing."""
+    if candidate["requests_above"] == 0:
+        return 1.0  # nothing above N: nothing for memarea to fail
+    shares = [c["satisfied_share"] for c in candidate["configs"]
+              if c["policy"] == policy and c["mode"] == mode]
+    return None if not shares or None in shares else min(shares)
+
+
 def judge(candidate: dict[str, Any], bar: Bar) -> Verdict:
     """Judge one candidate (an entry of the report's `candidates`) against the bar."""
     n = candidate["max_order"]
     above = candidate["requests_above"]
     atomic = candidate["atomic_above"]
-    shares = [
-        c["satisfied_share"]
-        for c in candidate["configs"]
-        if c["policy"] == bar.policy and c["mode"] == bar.mode
-    ]
     reasons = []
-    share: float | None
-    if above == 0:
-        share = 1.0  # nothing above N: nothing for memarea to fail
-    elif not shares or any(s is None for s in shares):
-        share = None
+    share = worst_share(candidate, bar.policy, bar.mode)
+    if share is None:
         reasons.append(f"no {bar.mode} results for policy {bar.policy}")
-    else:
-        share = min(shares)
-        if share < bar.min_satisfied:
-            reasons.append(f"memarea satisfies {share:.2%} < {bar.min_satisfied:.2%}")
+    elif share < bar.min_satisfied:
+        reasons.append(f"memarea satisfies {share:.2%} < {bar.min_satisfied:.2%}")
     if atomic > bar.max_atomic_above:
         reasons.append(f"{atomic} request(s) above {n} cannot sleep")
     return Verdict(n, not reasons, above, share, atomic, tuple(reasons))
