@@ -19,7 +19,6 @@ import math
 import re
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,12 +26,12 @@ from pathlib import Path
 
 import duckdb
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from replay.dataset import EVENTS_FILE, META_FILE  # noqa: E402
 from replay.ingestion import ingest  # noqa: E402
 from replay.schema import EVENTS  # noqa: E402
+from tests.bench.timing import ROOT, timed_output  # noqa: E402
 
 #: pfn shift between copies: 2^28 pages (1 TiB of 4 KiB pages), keeps every block aligned
 PFN_SHIFT = 1 << 28
@@ -47,17 +46,6 @@ with open_datasets([{dataset!r}]) as db:
 elapsed = time.perf_counter() - t0
 print(elapsed, sum(table.column("requests").to_pylist()))
 """
-
-
-def _timed(cmd: list[str]) -> tuple[float, str, int]:
-    """Run `cmd` under /usr/bin/time -v: (wall seconds, stdout, peak RSS in KiB)."""
-    t0 = time.perf_counter()
-    r = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr)[1])
-    return wall, r.stdout, rss
 
 
 def replicate(source: Path, out: Path, target: int) -> int:
@@ -95,9 +83,9 @@ def replicate(source: Path, out: Path, target: int) -> int:
 def perf_kmem(perf_data: Path) -> tuple[float, int, int]:
     """(seconds, events handled, peak RSS KiB) of `perf kmem --page stat`."""
     # perf kmem stops parsing options at the subcommand: -i must come before "stat".
-    wall, out, rss = _timed(["perf", "kmem", "-i", str(perf_data), "--page", "stat"])
+    t, out = timed_output(["perf", "kmem", "-i", str(perf_data), "--page", "stat"])
     totals = re.findall(r"Total (?:allocation|free) requests\s*:\s*(\d+)", out)
-    return wall, sum(map(int, totals)), rss
+    return t.wall, sum(map(int, totals)), t.rss_kib
 
 
 def main() -> None:
@@ -130,9 +118,9 @@ def main() -> None:
         snippet = QUERY_SNIPPET.format(root=str(ROOT), dataset=str(work / "replicated"))
         runs = []
         for _ in range(3):
-            _, out, rss = _timed([sys.executable, "-c", snippet])
+            t, out = timed_output([sys.executable, "-c", snippet])
             elapsed, allocs = out.split()
-            runs.append((float(elapsed), rss))
+            runs.append((float(elapsed), t.rss_kib))
         q_time, q_rss = min(runs)
         q_rate = events / q_time
         print(f"replay order_migratetype: {events:,} events in {q_time:.2f} s "

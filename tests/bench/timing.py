@@ -20,16 +20,22 @@ class Timing(NamedTuple):
     rss_kib: int
 
 
-def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> Timing:  # noqa: ANN001
-    """`Timing` of `cmd` run under /usr/bin/time -v (exits with its stderr if it fails).
+def timed(cmd: list[str]) -> Timing:
+    """`Timing` of `cmd` run under /usr/bin/time -v (exits with its stderr if it fails)."""
+    return timed_output(cmd, capture=False)[0]
+
+
+def timed_output(cmd: list[str], capture: bool = True) -> tuple[Timing, str]:
+    """`timed`, and the standard output of `cmd` when `capture` (else discarded: "").
 
     Python's bytecode cache is on, as in a normal installation, even where the calling
     shell turned it off (PYTHONDONTWRITEBYTECODE): recompiling every module would add
     ~50 ms to each run of ours.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    res = subprocess.run(["/usr/bin/time", "-v", *cmd], stdout=stdout, stderr=subprocess.PIPE,
-                         text=True, cwd=ROOT, env=env)
+    res = subprocess.run(["/usr/bin/time", "-v", *cmd], stderr=subprocess.PIPE, text=True,
+                         stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                         cwd=ROOT, env=env)
     if res.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{res.stderr[-2000:]}")
 
@@ -39,7 +45,8 @@ def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> Timing:  # noqa: ANN001
     wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")
     seconds = sum(float(x) * 60**i for i, x in enumerate(reversed(wall)))
     cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
-    return Timing(seconds, cpu, int(field("Maximum resident set size (kbytes)")))
+    rss = int(field("Maximum resident set size (kbytes)"))
+    return Timing(seconds, cpu, rss), res.stdout or ""
 
 
 def best(cmd: list[str], runs: int) -> Timing:
