@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from replay.schema import EVENT_NAMES  # noqa: E402
 from replay.tracefs import find_tracefs  # noqa: E402
-from tests.bench.timing import ROOT, timed  # noqa: E402
+from tests.bench.timing import timed  # noqa: E402
+from tests.tracefs_oracle import oracle_instance  # noqa: E402
 
 
 def main() -> None:
@@ -36,14 +36,7 @@ def main() -> None:
         sys.exit("trace-cmd is needed for the comparison")
     root, _ = find_tracefs(mount=False)
     tmp = Path(tempfile.mkdtemp(prefix="bench-record-", dir="/var/tmp"))
-    oracle = root / "instances" / f"bench-record-{os.getpid()}"
-    oracle.mkdir()
-    try:
-        (oracle / "tracing_on").write_text("0")
-        (oracle / "buffer_size_kb").write_text("131072")
-        for e in EVENT_NAMES:
-            (oracle / "events" / "kmem" / e / "enable").write_text("1")
-        (oracle / "tracing_on").write_text("1")
+    with oracle_instance(root, f"bench-record-{os.getpid()}", 131072) as oracle:
         work = (f"dd if=/dev/zero of={tmp}/data bs=1M count={args.mib} conv=fsync "
                 f"status=none && rm {tmp}/data")
         out = tmp / "rec.replay"
@@ -54,10 +47,6 @@ def main() -> None:
         x_wall, x_cpu, x_rss = timed(["trace-cmd", "extract", "-k", "-B", oracle.name, "-o",
                                       str(dat)])
         r_wall, r_cpu, r_rss = timed(["trace-cmd", "report", "-i", str(dat)])
-    finally:
-        for e in EVENT_NAMES:
-            (oracle / "events" / "kmem" / e / "enable").write_text("0")
-        oracle.rmdir()
     meta = json.loads((out / "meta.json").read_text())
     after = meta["recording"]["decode_seconds"]
     print(f"workload: dd {args.mib} MiB + fsync + rm; kernel {meta['kernel_release']}, "

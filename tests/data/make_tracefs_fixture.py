@@ -27,6 +27,7 @@ from replay.capture import Capture
 from replay.dataset import DatasetWriter
 from replay.schema import EVENT_NAMES
 from replay.tracefs import find_tracefs
+from tests.tracefs_oracle import oracle_instance
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD = ["dd", "if=/dev/zero", "of=/dev/null", "bs=2M", "count=1", "status=none"]
@@ -47,14 +48,7 @@ def _window(text: str, res) -> bytes:  # noqa: ANN001
 
 def main() -> None:
     root, _ = find_tracefs(mount=False)
-    oracle = root / "instances" / f"replay-fixture-oracle-{os.getpid()}"
-    oracle.mkdir()
-    try:
-        (oracle / "tracing_on").write_text("0")
-        (oracle / "buffer_size_kb").write_text("8192")
-        for ev in EVENT_NAMES:
-            (oracle / "events" / "kmem" / ev / "enable").write_text("1")
-        (oracle / "tracing_on").write_text("1")
+    with oracle_instance(root, f"replay-fixture-oracle-{os.getpid()}", 8192) as oracle:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             (tmp / "spool").mkdir()
@@ -89,10 +83,6 @@ def main() -> None:
                 tar.add(tree, arcname=".")
             print(out, out.stat().st_size, "bytes;", {c: s.stat().st_size
                                                       for c, s in res.spools.items()})
-    finally:
-        for ev in EVENT_NAMES:
-            (oracle / "events" / "kmem" / ev / "enable").write_text("0")
-        oracle.rmdir()
     subprocess.run(["ls", str(root / "instances")], check=False)
 
 
