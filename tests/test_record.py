@@ -45,6 +45,7 @@ from replay.record import RecordOptions, record
 from replay.schema import EVENT_NAMES
 from replay.tracefs import TracingState, restorable_value
 from tests.conftest import ROOT, rows, run_cli
+from tests.tracefs_oracle import oracle_instance
 
 FIXTURE = Path(__file__).parent / "data" / "tracefs-6.18.tar.xz"
 
@@ -430,14 +431,8 @@ def test_live_record_equals_a_parallel_trace_cmd_capture(tracefs_lock, tmp_path)
     (or the kernel's text without trace-cmd), it must hold every recorded event."""
     root = LIVE
     before = tracing_state(root)
-    oracle = root / "instances" / f"replaytest-oracle-{os.getpid()}"
-    oracle.mkdir()
-    try:
-        (oracle / "tracing_on").write_text("0")
-        (oracle / "buffer_size_kb").write_text("32768")  # it must lose nothing
-        for e in EVENT_NAMES:
-            (oracle / "events" / "kmem" / e / "enable").write_text("1")
-        (oracle / "tracing_on").write_text("1")
+    # a 32 MiB buffer: the oracle must lose nothing
+    with oracle_instance(root, f"replaytest-oracle-{os.getpid()}", 32768) as oracle:
         out = record(RecordOptions(output=tmp_path / "rec.replay", duration=5,
                                    command=WORKLOAD, quiet=True, buffer_kb=16384))
         (oracle / "tracing_on").write_text("0")
@@ -455,10 +450,6 @@ def test_live_record_equals_a_parallel_trace_cmd_capture(tracefs_lock, tmp_path)
             text = tmp_path / "oracle.trace.txt"
             text.write_bytes((oracle / "trace").read_bytes())
             reader_cls, tolerance = FtraceTextReader, TWO_BUFFER_SKEW_NS
-    finally:
-        for e in EVENT_NAMES:
-            (oracle / "events" / "kmem" / e / "enable").write_text("0")
-        oracle.rmdir()
     assert tracing_state(root) == before
 
     meta = read_meta(out)

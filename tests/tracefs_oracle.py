@@ -1,8 +1,9 @@
 """A second tracing instance recording the kmem page events: the oracle beside a capture.
 
-Used by the live scripts (tests/bench/bench_record.py, tests/data/make_tracefs_fixture.py)
-to have the kernel record the same events as `replay record`, independently of it.
-Needs root and a live tracefs; run them under the machine's tracefs lock.
+Used by the live test of tests/test_record.py and the live scripts
+(tests/bench/bench_record.py, tests/data/make_tracefs_fixture.py) to have the kernel
+record the same events as `replay record`, independently of it. Needs root and a live
+tracefs, one capture at a time.
 """
 
 from __future__ import annotations
