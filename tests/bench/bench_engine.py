@@ -22,9 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import timed
+from timing import ROOT, timed
 
-ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 CAPTURES = Path("/work/captures")
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from timing import best
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = [Path("/work/captures/big-perf.data"), Path("/work/captures/perfdata-1m.perf.data")]
 
 

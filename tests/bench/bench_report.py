@@ -23,11 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from timing import ROOT, timed
+
 sys.path.insert(0, str(ROOT))
 
 from ingest import READERS  # noqa: E402
-from timing import timed  # noqa: E402
 
 CAPTURES = Path("/work/captures")
 
