@@ -420,7 +420,6 @@ def _tables(dataset: Path, ctx: Context, results: list[dict[str, Any]],
     ev = pq.read_table(dataset / EVENTS_FILE,
                        columns=["seq", "ts_ns", "pid", "comm", "gfp_flags", "stack_id"])
     ev = ev.take(pa.array(rows)).combine_chunks()
-    pos = {int(k): i for i, k in enumerate(all_sel)}
     req_parts = []
     run_rows = []
     ser_parts = []
@@ -429,7 +428,7 @@ def _tables(dataset: Path, ctx: Context, results: list[dict[str, Any]],
         mode, n, search, policy = r["cfg"]
         sel = r["sel"]
         m = len(sel)
-        take = pa.array([pos[int(i)] for i in sel], pa.int64())
+        take = pa.array(np.searchsorted(all_sel, sel), pa.int64())  # all_sel is sorted
         real_ok = s.pfn[sel] >= 0
         sub = ev.take(take)
         req_parts.append(pa.table({
