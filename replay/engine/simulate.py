@@ -523,25 +523,26 @@ def _series_rows(ctx: Context, r: dict[str, Any]) -> pa.Table | None:
         return None
     mode, n, search, policy = r["cfg"]
     s = ctx.stream
-    nz = len(ctx.zlo)
-    ts = s.ts_ns[np.minimum(at, len(s.ts_ns) - 1)]
-    cols: dict[str, list] = {k: [] for k in ("event_index", "ts_ns", "zone", "order",
-                                             "free_blocks", "unusable_index",
-                                             "fragmentation_index", "largest_free_run")}
-    names = [z.name for z in ctx.layout.zones]
-    for k in range(len(at)):
+    nr = r["ser_nr"]  # sample x zone x order
+    k, nz, no = nr.shape
+    ui = np.empty_like(nr)
+    fi = np.empty_like(nr)
+    for i in range(k):
         for z in range(nz):
-            u, f = indices(r["ser_nr"][k, z], SERIES_ORDERS)
-            for o in range(SERIES_ORDERS):
-                cols["event_index"].append(int(at[k]))
-                cols["ts_ns"].append(int(ts[k]))
-                cols["zone"].append(names[z])
-                cols["order"].append(o)
-                cols["free_blocks"].append(int(r["ser_nr"][k, z, o]))
-                cols["unusable_index"].append(int(u[o]))
-                cols["fragmentation_index"].append(int(f[o]))
-                cols["largest_free_run"].append(int(r["ser_long"][k, z]))
-    t = pa.table(cols)
+            ui[i, z], fi[i, z] = indices(nr[i, z], no)
+    names = np.array([z.name for z in ctx.layout.zones])
+    ts = s.ts_ns[np.minimum(at, len(s.ts_ns) - 1)]
+    per_sample = nz * no  # rows in sample-major, then zone, then order order
+    t = pa.table({
+        "event_index": np.repeat(at, per_sample),
+        "ts_ns": np.repeat(ts, per_sample),
+        "zone": np.tile(np.repeat(names, no), k),
+        "order": np.tile(np.arange(no), k * nz),
+        "free_blocks": nr.ravel(),
+        "unusable_index": ui.ravel(),
+        "fragmentation_index": fi.ravel(),
+        "largest_free_run": np.repeat(r["ser_long"].ravel(), no),
+    })
     m = t.num_rows
     return t.add_column(0, "mode", pa.array([mode] * m)).add_column(
         1, "max_order", pa.array([n] * m, pa.int16())).add_column(
