@@ -165,10 +165,10 @@ def _groups(ctx: Context, configs: list[tuple[str, int, str, str]]) -> list[Grou
     top = int(ctx.stream.order.max())
     keyed: dict[tuple, list[str]] = {}
     for mode, n, search, policy in configs:
-        shared = search == "none" or all(
+        shared = search != "coalesced" or all(
             memarea.grid(o.align, o.offset, k, memarea.COALESCED, n)
             == memarea.grid(o.align, o.offset, k, memarea.LINEAR, n)
-            for k in range(n + 1, top + 1)) or search != "coalesced"
+            for k in range(n + 1, top + 1))
         keyed.setdefault((mode, n, policy, "shared" if shared else search), []).append(search)
     out: list[Group] = []
     series_taken = False
