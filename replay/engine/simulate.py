@@ -94,6 +94,10 @@ class SimOptions:
                         out.append((mode, n, s, p))
         return out
 
+    def snapshot_dir(self, dataset: Path) -> Path:
+        """Where the /proc snapshots are: `snapshots`, else DATASET/snapshots."""
+        return Path(self.snapshots) if self.snapshots else Path(dataset) / SNAPSHOTS_DIR
+
     def validate(self) -> None:
         from typer import BadParameter
 
@@ -255,7 +259,7 @@ def prepare(dataset: Path, options: SimOptions) -> Context:
     stream = load_stream(dataset)
     if not len(stream.kind):
         raise InputError(dataset, "no mm_page_alloc / mm_page_free events to replay")
-    snapdir = Path(options.snapshots) if options.snapshots else dataset / SNAPSHOTS_DIR
+    snapdir = options.snapshot_dir(dataset)
     layout = load_layout(Path(options.zoneinfo) if options.zoneinfo else None, snapdir,
                          stream.pfn)
     kpageflags = find_snapshot(snapdir, KPAGEFLAGS)
@@ -356,7 +360,7 @@ def run_sweep(dataset: Path, options: SimOptions, quiet: bool = False) -> dict[s
             for i, g in enumerate(groups[1:], 2):
                 results += run_group(g)
                 bar.update(i)
-    snapdir = Path(options.snapshots) if options.snapshots else dataset / SNAPSHOTS_DIR
+    snapdir = options.snapshot_dir(dataset)
     buddyinfo_path = find_snapshot(snapdir, "end-buddyinfo")
     buddyinfo = parse_buddyinfo(buddyinfo_path.read_text()) if buddyinfo_path else None
     zoneinfo_path = find_snapshot(snapdir, "end-zoneinfo")
