@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from replay.engine.layout import Layout
+from replay.engine.layout import ZONE_HEADER, Layout
 
 
 def pcp_pages(zoneinfo: str) -> dict[str, int]:
@@ -23,7 +23,7 @@ def pcp_pages(zoneinfo: str) -> dict[str, int]:
     out: dict[str, int] = {}
     zone = None
     for line in zoneinfo.splitlines():
-        m = re.match(r"^Node\s+(\d+),\s+zone\s+(\S+)", line)
+        m = ZONE_HEADER.match(line)
         if m:
             zone = f"{m.group(1)}/{m.group(2)}"
             out[zone] = 0

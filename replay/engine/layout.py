@@ -24,7 +24,8 @@ ZONE_TYPES = ("DMA", "DMA32", "Normal", "HighMem", "Movable", "Device")
 #: Linux 6.4, 23f8f2d3f56c renamed MAX_ORDER with exclusive meaning: MAX_ORDER 11).
 KERNEL_MAX_ORDER = 10
 
-_HEADER = re.compile(r"^Node\s+(\d+),\s+zone\s+(\S+)")
+#: The `Node N, zone NAME` line that opens a zone in /proc/zoneinfo, buddyinfo, pagetypeinfo.
+ZONE_HEADER = re.compile(r"^Node\s+(\d+),\s+zone\s+(\S+)")
 _FIELD = re.compile(r"^\s+(spanned|present|managed|start_pfn:?)\s+(\d+)")
 
 
@@ -97,7 +98,7 @@ def parse_zoneinfo(text: str, path: str | Path = "zoneinfo") -> Layout:
                           cur["present"]))
 
     for lineno, line in enumerate(text.splitlines(), 1):
-        m = _HEADER.match(line)
+        m = ZONE_HEADER.match(line)
         if m:
             close()
             cur = {"node": int(m.group(1)), "name": m.group(2)}
