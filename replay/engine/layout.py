@@ -97,7 +97,7 @@ def parse_zoneinfo(text: str, path: str | Path = "zoneinfo") -> Layout:
         zones.append(Zone(cur["node"], cur["name"], cur["start_pfn"], cur["spanned"],
                           cur["present"]))
 
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for line in text.splitlines():
         m = ZONE_HEADER.match(line)
         if m:
             close()
