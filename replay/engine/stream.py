@@ -118,10 +118,21 @@ class Stream:
         return int(self.pfn.max()) + (1 << int(self.order.max())) if len(self.pfn) else 0
 
 
-def _lookup(dictionary: pa.Array, indices: pa.Array, fn, default: int) -> np.ndarray:
-    table = np.array([fn(v) for v in dictionary.to_pylist()] + [default], dtype=np.int64)
-    idx = indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
-    return table[idx]
+def _codes(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
+    """(dictionary values, index per row) of a dictionary column; a null row indexes one
+    past the last value, where `_per_value` puts its default."""
+    arr = column.combine_chunks()
+    return (arr.dictionary.to_pylist(),
+            arr.indices.fill_null(len(arr.dictionary)).to_numpy(zero_copy_only=False))
+
+
+def _per_value(values: list, fn, default: int) -> np.ndarray:
+    """fn of each distinct dictionary value, then `default` for null rows (see `_codes`)."""
+    return np.array([fn(v) for v in values] + [default], dtype=np.int64)
+
+
+def _ints(table: pa.Table, name: str, null: int) -> np.ndarray:
+    return table.column(name).fill_null(null).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def load_stream(dataset: Path) -> Stream:
@@ -132,45 +143,28 @@ def load_stream(dataset: Path) -> Stream:
         table = pq.read_table(path, columns=cols)
     except (OSError, pa.ArrowInvalid) as e:
         raise InputError(path, f"unreadable events: {e}") from None
-    table = table.combine_chunks()
     n = table.num_rows
-    event = table.column("event").chunk(0) if n else pa.array([], pa.dictionary(pa.int32(),
-                                                                                pa.string()))
-    names = event.dictionary.to_pylist() if n else []
+    names, ecode = _codes(table.column("event"))
     code = {"mm_page_alloc": ALLOC, "mm_page_free": FREE, "mm_page_free_batched": BATCHED_FREE}
-    ev_table = np.array([code.get(x, -1) for x in names] + [-1], dtype=np.int8)
-    ev = ev_table[event.indices.fill_null(len(names)).to_numpy(zero_copy_only=False)] if n \
-        else np.zeros(0, np.int8)
-    ext_code = names.index("mm_page_alloc_extfrag") if "mm_page_alloc_extfrag" in names else -2
-    extfrag = int((event.indices.to_numpy(zero_copy_only=False) == ext_code).sum()) if n else 0
+    ev = _per_value(names, lambda x: code.get(x, -1), -1).astype(np.int8)[ecode]
+    extfrag = int(_per_value(names, lambda x: x == "mm_page_alloc_extfrag", 0)[ecode].sum())
     keep = np.flatnonzero(ev >= 0)
-    pfn = table.column("pfn").to_numpy(zero_copy_only=False)
-    pfn = np.where(np.isnan(pfn), -1, pfn).astype(np.int64) if pfn.dtype.kind == "f" \
-        else pfn.astype(np.int64)
-    order = table.column("order").fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    ts = table.column("ts_ns").fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    gfp = table.column("gfp_flags").chunk(0) if n else None
-    traced_mt = table.column("migratetype").fill_null(-1).to_numpy(zero_copy_only=False)
-    if gfp is not None and pa.types.is_dictionary(gfp.type):
-        derived_mt = _lookup(gfp.dictionary, gfp.indices, gfp_migratetype, MIGRATE_UNMOVABLE)
-        zone = _lookup(gfp.dictionary, gfp.indices, gfp_zone, _ZONE_NORMAL)
-    else:
-        derived_mt = np.zeros(n, np.int64)
-        zone = np.full(n, _ZONE_NORMAL, np.int64)
+    pfn = _ints(table, "pfn", -1)
+    order = _ints(table, "order", 0)
+    ts = _ints(table, "ts_ns", 0)
+    traced_mt = _ints(table, "migratetype", -1)
+    gnames, gidx = _codes(table.column("gfp_flags"))
+    derived_mt = _per_value(gnames, gfp_migratetype, MIGRATE_UNMOVABLE)[gidx]
+    zone = _per_value(gnames, gfp_zone, _ZONE_NORMAL)[gidx]
     mt = np.where((traced_mt >= 0) & (traced_mt < MIGRATE_TYPES), traced_mt, derived_mt)
     mt = np.where(traced_mt >= MIGRATE_TYPES, MIGRATE_UNMOVABLE, mt).astype(np.int64)
-    if gfp is not None and pa.types.is_dictionary(gfp.type):
-        # page_class depends on (gfp names, migratetype): classify the few distinct pairs
-        gidx = gfp.indices.fill_null(len(gfp.dictionary)).to_numpy(zero_copy_only=False)
-        gnames = gfp.dictionary.to_pylist() + [None]
-        key = gidx.astype(np.int64) * MIGRATE_TYPES + mt
-        uniq, inv = np.unique(key, return_inverse=True)
-        cls_u = np.array([page_class(gnames[k // MIGRATE_TYPES], int(k % MIGRATE_TYPES))
-                          for k in uniq], dtype=np.uint8)
-        pclass = cls_u[inv]
-    else:
-        pclass = np.array([page_class(None, int(m)) for m in range(MIGRATE_TYPES)],
-                          dtype=np.uint8)[mt]
+    # page_class depends on (gfp names, migratetype): classify the few distinct pairs
+    gnames = gnames + [None]
+    key = gidx.astype(np.int64) * MIGRATE_TYPES + mt
+    uniq, inv = np.unique(key, return_inverse=True)
+    cls_u = np.array([page_class(gnames[k // MIGRATE_TYPES], int(k % MIGRATE_TYPES))
+                      for k in uniq], dtype=np.uint8)
+    pclass = cls_u[inv]
     kind = ev[keep]
     pfn, order, mt, zone, pclass, ts = (a[keep] for a in (pfn, order, mt, zone, pclass, ts))
     # a free without a pfn names nothing; drop it (an allocation without one failed)
