@@ -20,7 +20,6 @@ import numpy as np
 
 from replay.engine.buddy import (
     BuddyState,
-    add_to_free,
     buddy_alloc,
     del_from_free,
     free_head_of,
@@ -48,27 +47,24 @@ def initial_pageblocks(kind, pfn, order, migratetype, pb_mt, pbo):
 
 @numba.njit(cache=True)
 def populate(st, pcls0, aorder0, zlo, zhi, max_order, pbo):
-    """Fill the free lists from the initial page classes; pretrace pages map to themselves."""
-    pb_mt, pcls, smt, s2r, r2s = st[7], st[8], st[9], st[10], st[11]
+    """Fill the free lists from the initial page classes; pretrace pages map to themselves.
+
+    Each free run goes through `free_range`, which cuts it into the largest aligned
+    blocks; cut that way no two blocks are free buddies, so nothing merges. Pages not
+    free keep the state's initial class (PINNED).
+    """
+    s2r, r2s = st[10], st[11]
     for z in range(len(zlo)):
         q = zlo[z]
         while q < zhi[z]:
             if pcls0[q] != 0:
-                pcls[q] = 3
                 q += 1
                 continue
             e = q
             while e < zhi[z] and pcls0[e] == 0:
                 e += 1
-            while q < e:
-                o = max_order
-                while o > 0 and (q & ((np.int64(1) << o) - 1) or q + (np.int64(1) << o) > e):
-                    o -= 1
-                for x in range(q, q + (np.int64(1) << o)):
-                    pcls[x] = 0
-                    smt[x] = -1
-                add_to_free(st, z, q, o, pb_mt[q >> pbo])
-                q += np.int64(1) << o
+            free_range(st, z, zlo[z], zhi[z], q, e - q, max_order, pbo)
+            q = e
     # pages allocated before the trace: a traced free of them releases the same pages
     for p in range(len(aorder0)):
         o = aorder0[p]
