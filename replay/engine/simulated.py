@@ -26,7 +26,7 @@ from replay.engine.buddy import (
     free_range,
 )
 from replay.engine.measures import free_blocks
-from replay.engine.observed import memarea_request, zone_index
+from replay.engine.observed import OUT_BUDDY, OUT_FAILED, memarea_request, zone_index
 from replay.engine.stream import ALLOC
 
 
@@ -181,7 +181,7 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, zone_pre
                      zlo, zhi, ztype, max_order, pbo, searches, policy, grids, egrids,
                      req_slot, r_out, r_cost, r_recl, r_migr, r_false):
     """Replay stream entries [lo, hi) through the simulator, filling request slots."""
-    pcls, zfree, ctr = st[8], st[6], st[12]
+    pcls, zfree, r2s, ctr = st[8], st[6], st[11], st[12]
     block = np.int64(1) << max_order
     for i in range(lo, hi):
         p = pfn[i]
@@ -191,29 +191,24 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, zone_pre
             continue
         n = np.int64(1) << o
         slot = req_slot[i]
+        nr = 0
+        nm = 0
+        ex = False
         if o <= max_order:
             s, z = buddy_alloc(st, zlo, zhi, ztype, o, migratetype[i], zone_pref[i],
                                max_order, pbo)
-            if s >= 0:
-                _mark_alloc(st, s, n, pclass[i], migratetype[i], p)
-            elif p >= 0:
-                for x in range(p, p + n):
-                    st[11][x] = -1
-            if slot >= 0:
-                r_out[slot] = 0 if s >= 0 else 4
-            continue
-        ctr[8] += 1
-        s, z, nr, nm, out, ex = memarea_request(
-            pcls, zlo, zhi, ztype, zfree, cursor, zone_pref[i], n, grids[o], egrids[o],
-            searches, policy, block, r_cost[slot])
+            out = OUT_BUDDY if s >= 0 else OUT_FAILED
+        else:
+            ctr[8] += 1
+            s, z, nr, nm, out, ex = memarea_request(
+                pcls, zlo, zhi, ztype, zfree, cursor, zone_pref[i], n, grids[o], egrids[o],
+                searches, policy, block, r_cost[slot])
+            if s >= 0:  # count what was really dropped and moved
+                nr, nm = _take_run(st, z, zlo, zhi, ztype, s, n, max_order, pbo)
         if s >= 0:
-            rec, mig = _take_run(st, z, zlo, zhi, ztype, s, n, max_order, pbo)
             _mark_alloc(st, s, n, pclass[i], migratetype[i], p)
-            nr = rec
-            nm = mig
         elif p >= 0:
-            for x in range(p, p + n):
-                st[11][x] = -1
+            r2s[p:p + n] = -1  # the traced allocation got nothing here
         if slot >= 0:
             r_out[slot] = out
             r_recl[slot] = nr
