@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from replay.ingestion import ingest
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, rows
 
 ALIASES = {"mm_page_free_direct": "mm_page_free", "mm_pagevec_free": "mm_page_free_batched"}
 PAGE_EVENTS = {"mm_page_alloc", "mm_page_free", "mm_page_free_batched",
@@ -82,8 +82,7 @@ def oracle(path: Path) -> tuple[list[tuple], list[list[tuple]]]:
 
 def dataset_rows(ds: Path) -> list[tuple]:
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
-    return duckdb.connect().execute(
-        f"SELECT {cols} FROM read_parquet('{ds}/events.parquet') ORDER BY seq").fetchall()
+    return rows(ds, f"SELECT {cols} FROM events ORDER BY seq")
 
 
 def dataset_frames(ds: Path) -> list[list[tuple]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from ingest.base import IngestStats
 from ingest.tracedat import TraceDatReader
 from replay.errors import InputError
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import SAMPLES, run_cli
 from tests.tracedat_samples import oracle, small_v6
 
 V7 = SAMPLES / "ftrace-thp.dat"
@@ -23,11 +22,6 @@ V7 = SAMPLES / "ftrace-thp.dat"
 V7_EVENT_FORMATS = 2063  # compressed section
 V7_CPU0_DATA = 1142784  # compressed chunk stream
 PAGE = 4096
-
-
-def _cli(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "replay", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
 
 
 def _refused(result: subprocess.CompletedProcess, path: Path, why: str, out: Path) -> str:
@@ -126,7 +120,7 @@ def test_v6_truncated_mid_page_on_cli(tmp_path, v6):
     cut = data_at + 100 * PAGE + 1234  # inside CPU 1's data, mid sub-buffer
     path.write_bytes(data[:cut])
     out = tmp_path / "out"
-    result = _cli("ingest", path, "-o", out, "-q")
+    result = run_cli("ingest", path, "-o", out, "-q", timeout=120)
     assert result.returncode == 0, result.stderr
     assert "input is truncated" in result.stderr and "Traceback" not in result.stderr
     meta = json.loads((out / "meta.json").read_text())
@@ -147,7 +141,7 @@ def test_corrupt_page_header(tmp_path, v6):
     at = data_at + 7 * PAGE + 8  # commit of the 8th sub-buffer
     path = _corrupt(tmp_path, data, at, struct.pack("<Q", 0x00FFFFFF))
     out = tmp_path / "out"
-    line = _refused(_cli("ingest", path, "-o", out), path,
+    line = _refused(run_cli("ingest", path, "-o", out, timeout=120), path,
                     "CPU 0: sub-buffer commit size exceeds the sub-buffer", out)
     assert f":offset {at}:" in line
 
@@ -167,7 +161,8 @@ def test_section_that_does_not_decompress(tmp_path):
     at = V7_EVENT_FORMATS + 16 + 8  # the zstd frame of the event formats section
     path = _corrupt(tmp_path, V7.read_bytes(), at, b"\0\0\0\0")
     out = tmp_path / "out"
-    line = _refused(_cli("ingest", path, "-o", out), path, "zstd data does not decompress", out)
+    line = _refused(run_cli("ingest", path, "-o", out, timeout=120), path,
+                    "zstd data does not decompress", out)
     assert f":offset {V7_EVENT_FORMATS + 16}:" in line
 
 
@@ -204,7 +199,7 @@ def test_lost_events_are_counted(tmp_path, v6):
     assert stats.lost_unknown == {1}
     assert {c: len(r) for c, r in got.items()} == {c: len(r) for c, r in expected.items()}
     out = tmp_path / "out"
-    result = _cli("ingest", path, "-o", out, "-q")
+    result = run_cli("ingest", path, "-o", out, "-q", timeout=120)
     assert result.returncode == 0 and "1234 events lost (CPUs [0, 1])" in result.stderr
     meta = json.loads((out / "meta.json").read_text())["lost_events"]
     assert meta == {"total": 1234, "per_cpu": {"0": 1234}, "unknown_count_cpus": [1]}

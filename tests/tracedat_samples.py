@@ -12,9 +12,7 @@ import struct
 import zlib
 from pathlib import Path
 
-import duckdb
-
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, rows
 
 #: (trace, report -t of it) — v7 zstd as `trace-cmd extract` wrote it, and the same
 #: converted by `trace-cmd convert` to v6 and to v7 uncompressed (sample_traces/README.md)
@@ -69,9 +67,7 @@ def oracle(name: str) -> list[tuple]:
 def dataset_rows(dataset: Path) -> list[tuple]:
     """Rows of COLUMNS of a dataset, in `seq` order."""
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
-    return duckdb.sql(
-        f"SELECT {cols} FROM read_parquet('{dataset}/events.parquet') ORDER BY seq"
-    ).fetchall()
+    return rows(dataset, f"SELECT {cols} FROM events ORDER BY seq")
 
 
 def small_v6(dest: Path) -> Path:
