@@ -25,6 +25,8 @@ API (stable; the trace.dat, perf.data and `replay record` readers use it):
 - Records of other events are counted into `stats.skipped` by event name ("" for an id
   no format names); page-event records too short for their fields into
   `stats.malformed` (quoted with `where(i)`, default "record i").
+- `concat_columns(parts)` / `take_columns(cols, rows)`: numpy column sets appended
+  (a column some part lacks is null there) and sliced, for readers that buffer rows.
 - `comm_column(pids, comms)`: pid -> comm as libtraceevent names them (`<idle>` for pid 0,
   `<...>` when the pid is not in the saved cmdlines), dictionary-encoded.
 """
@@ -373,6 +375,33 @@ class EntryDecoder:
             else:
                 out[name] = numpy_to_arrow(values.astype(_DTYPES[name], copy=False), valid)
         return out
+
+
+def concat_columns(parts: list[tuple[NumpyColumns, int]]) -> NumpyColumns:
+    """Column sets of n rows each, one after the other; a column a part lacks is null there."""
+    parts = [(cols, n) for cols, n in parts if n]
+    names = {name: cols[name][0].dtype for cols, _ in parts for name in cols}
+    out: NumpyColumns = {}
+    for name, dtype in names.items():
+        values, valid = [], []
+        nullable = any(name not in cols or cols[name][1] is not None for cols, _ in parts)
+        for cols, n in parts:
+            if name in cols:
+                v, ok = cols[name]
+                values.append(v)
+                valid.append(ok if ok is not None else np.ones(n, bool))
+            else:
+                values.append(np.zeros(n, dtype))
+                valid.append(np.zeros(n, bool))
+        out[name] = (np.concatenate(values) if len(values) > 1 else values[0],
+                     (np.concatenate(valid) if len(valid) > 1 else valid[0]) if nullable
+                     else None)
+    return out
+
+
+def take_columns(cols: NumpyColumns, rows: np.ndarray | slice) -> NumpyColumns:
+    """Rows `rows` (indices or a slice) of every column and its validity mask."""
+    return {name: (v[rows], None if ok is None else ok[rows]) for name, (v, ok) in cols.items()}
 
 
 def numpy_to_arrow(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:

@@ -20,7 +20,8 @@ import pyarrow as pa
 
 from ingest.base import IngestStats, Reader
 from ingest.cpu_streams import CpuStream, merge_order
-from ingest.ftrace_entry import EntryDecoder, NumpyColumns, comm_column, numpy_to_arrow
+from ingest.ftrace_entry import EntryDecoder, NumpyColumns, comm_column, concat_columns
+from ingest.ftrace_entry import numpy_to_arrow, take_columns
 from ingest.ringbuffer import ERROR_TEXT, decode_subbuffers
 from ingest.source import seekable
 from ingest.tracedat_file import Buffer, Layout, read_layout
@@ -148,7 +149,7 @@ class TraceDatReader(Reader):
         c.ts = np.concatenate([c.ts, r.ts])
         c.row = np.concatenate([c.row, row])
         if len(index):
-            c.cols = _stack([(c.cols, c.rows), (cols, len(index))])
+            c.cols = concat_columns([(c.cols, c.rows), (cols, len(index))])
             c.rows += len(index)
 
     def _merged(self, layout: Layout, buf: Buffer, decoder: EntryDecoder,
@@ -190,9 +191,10 @@ class TraceDatReader(Reader):
             c.row = c.row[k:]
             if used:
                 # a CPU's page events leave in its own order: they are its first `used` rows
-                merged.parts.append((_take(c.cols, slice(0, used)), np.flatnonzero(cpu_of == i)))
+                merged.parts.append((take_columns(c.cols, slice(0, used)),
+                                     np.flatnonzero(cpu_of == i)))
                 c.row = np.where(c.row >= 0, c.row - used, -1)
-                c.cols = _take(c.cols, slice(used, None))
+                c.cols = take_columns(c.cols, slice(used, None))
                 c.rows -= used
         return merged
 
@@ -266,32 +268,6 @@ class _Batcher:
                for name, (v, ok) in self.cols.items()}
         self.cols, self.rows = {}, 0
         return out, n
-
-
-def _stack(parts: list[tuple[NumpyColumns, int]]) -> NumpyColumns:
-    """Concatenate column sets of n rows each; a column missing from a part is null there."""
-    parts = [(cols, n) for cols, n in parts if n]
-    names = {name: cols[name][0].dtype for cols, _ in parts for name in cols}
-    out: NumpyColumns = {}
-    for name, dtype in names.items():
-        values, valid = [], []
-        nullable = any(name not in cols or cols[name][1] is not None for cols, _ in parts)
-        for cols, n in parts:
-            if name in cols:
-                v, ok = cols[name]
-                values.append(v)
-                valid.append(ok if ok is not None else np.ones(n, bool))
-            else:
-                values.append(np.zeros(n, dtype))
-                valid.append(np.zeros(n, bool))
-        out[name] = (np.concatenate(values) if len(values) > 1 else values[0],
-                     (np.concatenate(valid) if len(valid) > 1 else valid[0]) if nullable
-                     else None)
-    return out
-
-
-def _take(cols: NumpyColumns, rows: np.ndarray | slice) -> NumpyColumns:
-    return {name: (v[rows], None if ok is None else ok[rows]) for name, (v, ok) in cols.items()}
 
 
 def _timestamps(raw: np.ndarray, layout: Layout) -> np.ndarray:
