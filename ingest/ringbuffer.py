@@ -19,6 +19,7 @@ kernel long size (header_page's commit size); `data_offset` defaults to 8 + comm
   stored, -1 when lost but not counted, 0 otherwise), `error` int8 (ERR_* code, 0 = fine)
   and `error_offset` int64 (byte in `buf` where it went wrong). A corrupt sub-buffer keeps
   the records decoded before the fault; the walk never reads past `commit` nor loops.
+- `count_lost(stats, cpu)` adds the lost events to `stats.lost_events` / `lost_unknown`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ingest.base import IngestStats
 from ingest.kernels import helper, kernel
 
 # type_len values of the event header (kernel `ring_buffer_print_entry_header`)
@@ -64,6 +66,15 @@ class SubbufRecords:
     lost: np.ndarray
     error: np.ndarray
     error_offset: np.ndarray
+
+    def count_lost(self, stats: IngestStats, cpu: int) -> None:
+        """Add the events the sub-buffer headers say were lost to CPU `cpu`'s counts."""
+        lost = self.lost[self.missed]
+        n = int(lost[lost > 0].sum())
+        if n:
+            stats.lost_events[cpu] += n
+        if (lost < 0).any():
+            stats.lost_unknown.add(cpu)
 
 
 @helper(inline="always")

@@ -47,11 +47,7 @@ def _cpu_chunks(
         while data := f.read(chunk_subbufs * size):
             buf = np.frombuffer(data, np.uint8)
             rec = decode_subbuffers(buf, size, header.commit_size, header.data_offset, big)
-            lost = rec.lost[rec.missed]
-            if (lost > 0).any():
-                stats.lost_events[cpu] += int(lost[lost > 0].sum())
-            if (lost < 0).any():
-                stats.lost_unknown.add(cpu)
+            rec.count_lost(stats, cpu)
             for s in np.flatnonzero(rec.error)[:5]:
                 stats.add_malformed(f"cpu{cpu} sub-buffer {first + int(s)}",
                                     ERROR_TEXT[int(rec.error[s])])

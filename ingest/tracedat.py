@@ -129,13 +129,7 @@ class TraceDatReader(Reader):
             raise InputError(self.path, f"{why} (byte {at % c.stream.subbuf} of a sub-buffer "
                              f"inflated from the compressed chunk at offset "
                              f"{c.stream.chunk_at(at)})")
-        lost = r.lost[r.missed]
-        if len(lost):
-            self.stats.lost_events[c.cpu] += int(lost[lost > 0].sum())
-            if (lost < 0).any():
-                self.stats.lost_unknown.add(c.cpu)
-            if not self.stats.lost_events[c.cpu]:
-                del self.stats.lost_events[c.cpu]
+        r.count_lost(self.stats, c.cpu)
 
         def where(i: int) -> str:
             if file_off is None:
