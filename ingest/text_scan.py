@@ -126,29 +126,27 @@ def _task(buf, i, j):  # noqa: ANN001, ANN202
     return i, p + 1, pid
 
 
+def _flag_bits(bits: dict[str, int]) -> np.ndarray:
+    """A byte -> context bits table (0 for other bytes)."""
+    table = np.zeros(256, np.int64)
+    for c, b in bits.items():
+        table[ord(c)] = b
+    return table
+
+
+# TRACE_FLAG_* bits of the irq-flags token (kernel trace_print_lat_fmt): its first
+# character tells irqs / bottom halves off, its third the hardirq / softirq / NMI context
+_IRQS_OFF_BITS = _flag_bits({"d": CONTEXT_IRQS_OFF, "D": CONTEXT_IRQS_OFF | CONTEXT_BH_OFF,
+                             "b": CONTEXT_BH_OFF})
+_IRQ_CONTEXT_BITS = _flag_bits({"Z": CONTEXT_NMI | CONTEXT_HARDIRQ, "z": CONTEXT_NMI,
+                                "H": CONTEXT_HARDIRQ | CONTEXT_SOFTIRQ, "h": CONTEXT_HARDIRQ,
+                                "s": CONTEXT_SOFTIRQ})
+
+
 @helper(nogil=True)
-def _context(buf, s, e):  # noqa: ANN001, ANN202
-    """TRACE_FLAG_* bits from an irq-flags token (kernel trace_print_lat_fmt)."""
-    bits = 0
-    c = buf[s]
-    if c == 100:  # d
-        bits |= CONTEXT_IRQS_OFF
-    elif c == 68:  # D
-        bits |= CONTEXT_IRQS_OFF | CONTEXT_BH_OFF
-    elif c == 98:  # b
-        bits |= CONTEXT_BH_OFF
-    c = buf[s + 2]
-    if c == 90:  # Z
-        bits |= CONTEXT_NMI | CONTEXT_HARDIRQ
-    elif c == 122:  # z
-        bits |= CONTEXT_NMI
-    elif c == 72:  # H
-        bits |= CONTEXT_HARDIRQ | CONTEXT_SOFTIRQ
-    elif c == 104:  # h
-        bits |= CONTEXT_HARDIRQ
-    elif c == 115:  # s
-        bits |= CONTEXT_SOFTIRQ
-    return bits
+def _context(buf, s):  # noqa: ANN001, ANN202
+    """TRACE_FLAG_* bits from the irq-flags token at buf[s]."""
+    return _IRQS_OFF_BITS[buf[s]] | _IRQ_CONTEXT_BITS[buf[s + 2]]
 
 
 @helper(nogil=True)
@@ -189,7 +187,7 @@ def _after_cpu(buf, i, e, r, out_i, out_ts, ctx):  # noqa: ANN001, ANN202
         f = i
         while i < e and not _space(buf[i]):
             i += 1
-        ctx[r] = _context(buf, f, i) if i - f >= 4 else -1
+        ctx[r] = _context(buf, f) if i - f >= 4 else -1
         while i < e and _space(buf[i]):
             i += 1
     else:
