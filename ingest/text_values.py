@@ -228,12 +228,6 @@ def decode_body(buf, s, e, ev, row, vals, valid, gfp_s, gfp_e):  # noqa: ANN001,
     return True
 
 
-def new_values(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Empty outputs of `decode_body` for n rows: vals, valid, gfp_s, gfp_e."""
-    return (np.zeros((n, N_FIELDS), np.int64), np.zeros((n, N_FIELDS), np.bool_),
-            np.full(n, -1, np.int64), np.full(n, -1, np.int64))
-
-
 @kernel("u1_ro, i8[::1], i8[::1], i1[::1]", nogil=True)
 def decode_bodies(buf, starts, ends, evs):  # noqa: ANN001, ANN201
     """`decode_body` over many bodies: (vals, valid, gfp_s, gfp_e, ok)."""
