@@ -20,10 +20,9 @@ import zstandard
 
 from ingest.event_format import EventFormat, FormatError, HeaderPage, parse_format
 from ingest.event_format import parse_header_page
+from ingest.sniff import TRACE_DAT_MAGIC
 from replay.errors import InputError
 from replay.schema import canonical_event
-
-MAGIC = b"\x17\x08\x44tracing"
 
 # option ids (trace-cmd lib/trace-cmd/include/private/trace-cmd-private.h)
 OPT_DONE, OPT_DATE, OPT_CPUSTAT, OPT_BUFFER, OPT_TRACECLOCK, OPT_UNAME = 0, 1, 2, 3, 4, 5
@@ -163,7 +162,7 @@ class _Parser:
 
     def parse(self) -> Layout:
         c = self.cur
-        if c.take(min(10, self.size), "magic") != MAGIC:
+        if c.take(min(10, self.size), "magic") != TRACE_DAT_MAGIC:
             raise InputError(self.path, "not a trace.dat file (bad magic)", where="offset 0")
         version_text = c.cstr("version string")
         if version_text not in ("6", "7"):
