@@ -137,7 +137,7 @@ _SETTINGS = settings(max_examples=25, deadline=None,
 def test_invariants_hold_after_every_step(seed, n, policy):
     ops = random_ops(seed, 64, 60, 4)
     # one series sample per event: the validator runs after every step
-    _, (r,) = _run(ops, zone_layout(64, 64), [("simulated", n, "linear", policy)],
+    _, (r,) = _run(ops, zone_layout(0, 64), [("simulated", n, "linear", policy)],
                    check=True, series_samples=len(ops))
     assert r["counters"] is not None
 
@@ -149,7 +149,7 @@ def test_invariants_hold_after_every_step(seed, n, policy):
 def test_searches_agree_on_success_and_differ_in_cost(seed, n, policy, mode):
     ops = random_ops(seed, 64, 60, 4)
     configs = [(mode, n, s, policy) for s in ("linear", "coalesced", "bitmap")]
-    _, res = _run(ops, zone_layout(64, 64), configs)
+    _, res = _run(ops, zone_layout(0, 64), configs)
     lin, coa, bit = res
     for other in (coa, bit):
         assert (other["out"] == lin["out"]).all()
@@ -163,6 +163,6 @@ def test_searches_agree_on_success_and_differ_in_cost(seed, n, policy, mode):
 @given(seed=st.integers(0, 10**6))
 def test_max_order_above_every_request_never_calls_memarea(seed):
     ops = random_ops(seed, 64, 60, 4)
-    _, (r,) = _run(ops, zone_layout(64, 64), [("simulated", 4, "linear", "migrate")])
+    _, (r,) = _run(ops, zone_layout(0, 64), [("simulated", 4, "linear", "migrate")])
     assert r["counters"][8] == 0  # memarea_calls
     assert len(r["out"]) == 0
