@@ -50,10 +50,15 @@ def _tokens(gfp_flags: str | None) -> set[str]:
     return set(gfp_flags.split("|")) if gfp_flags else set()
 
 
+def _movable(names: set[str]) -> bool:
+    """__GFP_MOVABLE set: any *MOVABLE name, or GFP_TRANSHUGE* (which include it)."""
+    return any("MOVABLE" in n or n.startswith("GFP_TRANSHUGE") for n in names)
+
+
 def gfp_migratetype(gfp_flags: str | None) -> int:
     """gfp_migratetype() from the printed flag names (used when the trace lacks the field)."""
     names = _tokens(gfp_flags)
-    if any("MOVABLE" in n or n.startswith("GFP_TRANSHUGE") for n in names):
+    if _movable(names):
         return MIGRATE_MOVABLE
     if "__GFP_RECLAIMABLE" in names or "GFP_RECLAIMABLE" in names:
         return MIGRATE_RECLAIMABLE
@@ -67,7 +72,7 @@ def gfp_zone(gfp_flags: str | None) -> int:
         return _ZONE_DMA
     if names & {"__GFP_DMA32", "GFP_DMA32"}:
         return _ZONE_DMA32
-    movable = any("MOVABLE" in n or n.startswith("GFP_TRANSHUGE") for n in names)
+    movable = _movable(names)
     highmem = any("HIGHMEM" in n or n.startswith(("GFP_HIGHUSER", "GFP_TRANSHUGE"))
                   for n in names)
     return _ZONE_MOVABLE if movable and highmem else _ZONE_NORMAL
