@@ -436,10 +436,10 @@ def _tables(dataset: Path, ctx: Context, results: list[dict[str, Any]],
         real_ok = s.pfn[sel] >= 0
         sub = ev.take(take)
         req_parts.append(pa.table({
-            "mode": pa.array([mode] * m, pa.string()),
+            "mode": pa.repeat(mode, m),
             "max_order": pa.array(np.full(m, n, np.int16)),
-            "search": pa.array([search] * m, pa.string()),
-            "policy": pa.array([policy] * m, pa.string()),
+            "search": pa.repeat(search, m),
+            "policy": pa.repeat(policy, m),
             "seq": sub.column("seq"), "ts_ns": sub.column("ts_ns"),
             "order": pa.array(s.order[sel].astype(np.int16)),
             "gfp_flags": sub.column("gfp_flags"), "migratetype": pa.array(
@@ -548,9 +548,9 @@ def _series_rows(ctx: Context, r: dict[str, Any]) -> pa.Table | None:
         "largest_free_run": np.repeat(r["ser_long"].ravel(), no),
     })
     m = t.num_rows
-    return t.add_column(0, "mode", pa.array([mode] * m)).add_column(
-        1, "max_order", pa.array([n] * m, pa.int16())).add_column(
-        2, "search", pa.array([search] * m)).add_column(3, "policy", pa.array([policy] * m))
+    return t.add_column(0, "mode", pa.repeat(mode, m)).add_column(
+        1, "max_order", pa.repeat(pa.scalar(n, pa.int16()), m)).add_column(
+        2, "search", pa.repeat(search, m)).add_column(3, "policy", pa.repeat(policy, m))
 
 
 def _write(dataset: Path, options: SimOptions, tables: dict[str, pa.Table]) -> Path:
