@@ -16,20 +16,15 @@ import numpy as np
 
 from ingest.perf_abi import (
     SAMPLE_ADDR,
-    SAMPLE_CPU,
     SAMPLE_ID,
     SAMPLE_IDENTIFIER,
     SAMPLE_IP,
-    SAMPLE_STREAM_ID,
     SAMPLE_TID,
     SAMPLE_TIME,
     TYPE_TRACEPOINT,
 )
 from ingest.perf_header import PerfAttr
-from ingest.perf_walk import ID_AT_POS, ID_IDENTIFIER, ID_SINGLE
-
-_TRAILER_BITS = SAMPLE_TID | SAMPLE_TIME | SAMPLE_ID | SAMPLE_STREAM_ID | SAMPLE_CPU \
-    | SAMPLE_IDENTIFIER
+from ingest.perf_walk import ID_AT_POS, ID_IDENTIFIER, ID_SINGLE, TRAILER_BITS
 
 #: perf_event_attr clockid values (include/uapi/linux/time.h) → clock names
 _CLOCKS = {0: "realtime", 1: "monotonic", 4: "monotonic_raw", 7: "boottime", 11: "tai"}
@@ -92,7 +87,7 @@ def walker_config(attrs: list[PerfAttr], page_ids: set[int]) -> WalkerConfig:
     elif len(with_trailer) == len(attrs) and all(a.sample_type & SAMPLE_IDENTIFIER
                                                   for a in attrs):
         trailer_mode = ID_IDENTIFIER
-    elif len({(a.sample_type & _TRAILER_BITS, a.sample_id_all) for a in attrs}) == 1:
+    elif len({(a.sample_type & TRAILER_BITS, a.sample_id_all) for a in attrs}) == 1:
         trailer_mode = ID_SINGLE
     else:
         trailer_mode = -1  # record times unknown: comms then apply from the start

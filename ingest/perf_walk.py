@@ -78,6 +78,10 @@ ST_UNKNOWN_ID = 6  # samples whose id names no attribute
 ST_NO_TIME = 7  # samples without a time (ordering cannot be restored for them)
 STATE_SLOTS = 8
 
+#: sample_type bits whose fields a sample_id_all trailer carries (perf_event.h sample_id)
+TRAILER_BITS = SAMPLE_TID | SAMPLE_TIME | SAMPLE_ID | SAMPLE_STREAM_ID | SAMPLE_CPU \
+    | SAMPLE_IDENTIFIER
+
 # how a record names its attribute (id_mode / trailer_mode)
 ID_SINGLE = 0  # one attribute (or all alike): no lookup
 ID_IDENTIFIER = 1  # SAMPLE_IDENTIFIER: first u64 of a sample, last u64 of a trailer
@@ -140,6 +144,38 @@ def _trailer_words(st):
     return n
 
 
+@helper(inline="always")
+def _id_fields(buf, p, end, st, big):
+    """The sample id fields a SAMPLE body and a sample_id_all trailer share, from `p`:
+    TID, TIME, ADDR (samples only: a trailer's `st` lacks it), ID, STREAM_ID, CPU.
+    Returns (position after them, pid, tid, time, cpu); -1 for a field absent or past
+    `end`."""
+    pid = np.int64(-1)
+    tid = np.int64(-1)
+    t = np.int64(-1)
+    cpu = np.int64(-1)
+    if st & SAMPLE_TID:
+        if p + 8 <= end:
+            pid = np.int64(np.int32(_u(buf, p, 4, big)))
+            tid = np.int64(np.int32(_u(buf, p + 4, 4, big)))
+        p += 8
+    if st & SAMPLE_TIME:
+        if p + 8 <= end:
+            t = np.int64(_u(buf, p, 8, big))
+        p += 8
+    if st & SAMPLE_ADDR:
+        p += 8
+    if st & SAMPLE_ID:
+        p += 8
+    if st & SAMPLE_STREAM_ID:
+        p += 8
+    if st & SAMPLE_CPU:
+        if p + 8 <= end:
+            cpu = np.int64(_u(buf, p, 4, big))
+        p += 8
+    return p, pid, tid, t, cpu
+
+
 @helper()
 def _trailer(buf, rec, size, big, attr_st, attr_sid_all, id_keys, id_attr, trailer_mode,
              out):
@@ -158,23 +194,14 @@ def _trailer(buf, rec, size, big, attr_st, attr_sid_all, id_keys, id_attr, trail
             return
     if not attr_sid_all[a]:
         return
-    st = attr_st[a]
+    st = attr_st[a] & TRAILER_BITS
     words = _trailer_words(st)
     if 8 + 8 * words > size:
         return
-    p = rec + size - 8 * words
     out[2] = 8 * words
-    if st & SAMPLE_TID:
-        p += 8
-    if st & SAMPLE_TIME:
-        out[0] = np.int64(_u(buf, p, 8, big))
-        p += 8
-    if st & SAMPLE_ID:
-        p += 8
-    if st & SAMPLE_STREAM_ID:
-        p += 8
-    if st & SAMPLE_CPU:
-        out[1] = np.int64(_u(buf, p, 4, big))
+    _, _, _, t, cpu = _id_fields(buf, rec + size - 8 * words, rec + size, st, big)
+    out[0] = t
+    out[1] = cpu
 
 
 @helper()
@@ -253,10 +280,6 @@ def walk_records(buf, pos, end, big, attr_st, attr_rf, attr_sid_all, attr_wanted
                 st = attr_st[a]
                 p = rec + 8
                 rec_end = rec + size
-                t = np.int64(-1)
-                pid = np.int64(-1)
-                tid = np.int64(-1)
-                cpu = np.int64(-1)
                 raw_off = np.int64(-1)
                 raw_len = np.int64(0)
                 cc_off = np.int64(-1)
@@ -265,25 +288,7 @@ def walk_records(buf, pos, end, big, attr_st, attr_rf, attr_sid_all, attr_wanted
                     p += 8
                 if st & SAMPLE_IP:
                     p += 8
-                if st & SAMPLE_TID:
-                    if p + 8 <= rec_end:
-                        pid = np.int64(np.int32(_u(buf, p, 4, big)))
-                        tid = np.int64(np.int32(_u(buf, p + 4, 4, big)))
-                    p += 8
-                if st & SAMPLE_TIME:
-                    if p + 8 <= rec_end:
-                        t = np.int64(_u(buf, p, 8, big))
-                    p += 8
-                if st & SAMPLE_ADDR:
-                    p += 8
-                if st & SAMPLE_ID:
-                    p += 8
-                if st & SAMPLE_STREAM_ID:
-                    p += 8
-                if st & SAMPLE_CPU:
-                    if p + 8 <= rec_end:
-                        cpu = np.int64(_u(buf, p, 4, big))
-                    p += 8
+                p, pid, tid, t, cpu = _id_fields(buf, p, rec_end, st, big)
                 if st & SAMPLE_PERIOD:
                     p += 8
                 if st & SAMPLE_READ:
