@@ -15,6 +15,7 @@ import numpy as np
 
 from ingest.kernels import helper, kernel
 from ingest.perf_abi import CALLCHAIN_CONTEXTS, CONTEXT_MAX
+from ingest.perf_walk import uint_at
 
 #: context names by code; code 0 = no marker seen yet
 CONTEXT_NAMES = ("unknown",) + tuple(CALLCHAIN_CONTEXTS.values())
@@ -23,23 +24,11 @@ _CONTEXT_MAX = np.uint64(CONTEXT_MAX)
 _EMPTY = np.int64(-1)
 
 
-@helper(inline="always")
-def _word(buf, off, big):
-    v = np.uint64(0)
-    if big:
-        for i in range(8):
-            v = (v << np.uint64(8)) | np.uint64(buf[off + i])
-    else:
-        for i in range(7, -1, -1):
-            v = (v << np.uint64(8)) | np.uint64(buf[off + i])
-    return v
-
-
 @helper()
 def _hash(buf, off, nr, big):
     h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(nr)
     for k in range(nr):
-        h ^= _word(buf, off + 8 * k, big)
+        h ^= uint_at(buf, off + 8 * k, 8, big)
         h *= np.uint64(0xFF51AFD7ED558CCD)
         h ^= h >> np.uint64(33)
     return h
@@ -67,7 +56,7 @@ def _intern(buf, big, cc_off, cc_nr, slots, hashes, starts, lens, pool, counts, 
                 starts[sid] = counts[1]
                 lens[sid] = nr
                 for k in range(nr):
-                    pool[counts[1] + k] = _word(buf, off + 8 * k, big)
+                    pool[counts[1] + k] = uint_at(buf, off + 8 * k, 8, big)
                 counts[1] += nr
                 counts[0] += 1
                 break
@@ -75,7 +64,7 @@ def _intern(buf, big, cc_off, cc_nr, slots, hashes, starts, lens, pool, counts, 
                 base = starts[sid]
                 same = True
                 for k in range(nr):
-                    if pool[base + k] != _word(buf, off + 8 * k, big):
+                    if pool[base + k] != uint_at(buf, off + 8 * k, 8, big):
                         same = False
                         break
                 if same:

@@ -108,8 +108,9 @@ _SPECIAL[list(SPECIAL_TYPES)] = True
 
 
 @helper(inline="always")
-def _u(buf, off, n, big):
-    """Unsigned n-byte integer at `off` in the file's byte order."""
+def uint_at(buf, off, n, big):
+    """Unsigned n-byte integer at `off` in the file's byte order (perf_stacks reads
+    callchain words with it too)."""
     v = np.uint64(0)
     if big:
         for i in range(n):
@@ -156,12 +157,12 @@ def _id_fields(buf, p, end, st, big):
     cpu = np.int64(-1)
     if st & SAMPLE_TID:
         if p + 8 <= end:
-            pid = np.int64(np.int32(_u(buf, p, 4, big)))
-            tid = np.int64(np.int32(_u(buf, p + 4, 4, big)))
+            pid = np.int64(np.int32(uint_at(buf, p, 4, big)))
+            tid = np.int64(np.int32(uint_at(buf, p + 4, 4, big)))
         p += 8
     if st & SAMPLE_TIME:
         if p + 8 <= end:
-            t = np.int64(_u(buf, p, 8, big))
+            t = np.int64(uint_at(buf, p, 8, big))
         p += 8
     if st & SAMPLE_ADDR:
         p += 8
@@ -171,7 +172,7 @@ def _id_fields(buf, p, end, st, big):
         p += 8
     if st & SAMPLE_CPU:
         if p + 8 <= end:
-            cpu = np.int64(_u(buf, p, 4, big))
+            cpu = np.int64(uint_at(buf, p, 4, big))
         p += 8
     return p, pid, tid, t, cpu
 
@@ -189,7 +190,7 @@ def _trailer(buf, rec, size, big, attr_st, attr_sid_all, id_keys, id_attr, trail
     if trailer_mode == ID_IDENTIFIER:
         if size < 16:
             return
-        a = _attr_of(_u(buf, rec + size - 8, 8, big), id_keys, id_attr)
+        a = _attr_of(uint_at(buf, rec + size - 8, 8, big), id_keys, id_attr)
         if a < 0:
             return
     if not attr_sid_all[a]:
@@ -218,7 +219,7 @@ def _read_words(rf, buf, p, big):
     if rf & FORMAT_LOST:
         per += 8
     if rf & FORMAT_GROUP:
-        nr = _u(buf, p, 8, big)
+        nr = uint_at(buf, p, 8, big)
         if nr > np.uint64(1 << 20):
             return -1
         return 8 + extra + per * np.int64(nr)
@@ -241,14 +242,14 @@ def walk_records(buf, pos, end, big, attr_st, attr_rf, attr_sid_all, attr_wanted
     while True:
         if pos + 8 > end:
             return (STOP_END if pos == end else STOP_INCOMPLETE), pos, ns, nc, nf, nk
-        rtype = np.int64(_u(buf, pos, 4, big))
-        size = np.int64(_u(buf, pos + 6, 2, big))
+        rtype = np.int64(uint_at(buf, pos, 4, big))
+        size = np.int64(uint_at(buf, pos + 6, 2, big))
         if size < 8:
             return STOP_BAD_HEADER, pos, ns, nc, nf, nk
         if rtype < 256 and _SPECIAL[rtype]:
             return STOP_SPECIAL, pos, ns, nc, nf, nk
         if rtype == RECORD_AUXTRACE and pos + 16 <= end:
-            aux = _u(buf, pos + 8, 8, big)  # AUX data follows the record
+            aux = uint_at(buf, pos + 8, 8, big)  # AUX data follows the record
             if aux > np.uint64(end - pos):
                 return STOP_INCOMPLETE, pos, ns, nc, nf, nk
             size += np.int64(aux)
@@ -266,12 +267,12 @@ def walk_records(buf, pos, end, big, attr_st, attr_rf, attr_sid_all, attr_wanted
                 if size < 16:
                     a = -2
                 else:
-                    a = _attr_of(_u(buf, rec + 8, 8, big), id_keys, id_attr)
+                    a = _attr_of(uint_at(buf, rec + 8, 8, big), id_keys, id_attr)
             elif id_mode == ID_AT_POS:
                 if 8 + 8 * (id_pos + 1) > size:
                     a = -2
                 else:
-                    a = _attr_of(_u(buf, rec + 8 + 8 * id_pos, 8, big), id_keys, id_attr)
+                    a = _attr_of(uint_at(buf, rec + 8 + 8 * id_pos, 8, big), id_keys, id_attr)
             if a == -1:
                 state[ST_UNKNOWN_ID] += 1
                 continue
@@ -303,7 +304,7 @@ def walk_records(buf, pos, end, big, attr_st, attr_rf, attr_sid_all, attr_wanted
                     if p + 8 > rec_end:
                         ok = False
                     else:
-                        nr = _u(buf, p, 8, big)
+                        nr = uint_at(buf, p, 8, big)
                         if nr > np.uint64((rec_end - p) // 8):
                             ok = False
                         else:
@@ -314,7 +315,7 @@ def walk_records(buf, pos, end, big, attr_st, attr_rf, attr_sid_all, attr_wanted
                     if p + 4 > rec_end:
                         ok = False
                     else:
-                        raw_len = np.int64(_u(buf, p, 4, big))
+                        raw_len = np.int64(uint_at(buf, p, 4, big))
                         raw_off = p + 4
                         p += 4 + raw_len
                 ok = ok and p <= rec_end
@@ -359,8 +360,8 @@ def walk_records(buf, pos, end, big, attr_st, attr_rf, attr_sid_all, attr_wanted
             row = comms[nc]
             row[C_REC] = rec
             row[C_TIME] = tr[0]
-            row[C_PID] = np.int64(np.int32(_u(buf, rec + 8, 4, big)))
-            row[C_TID] = np.int64(np.int32(_u(buf, rec + 12, 4, big)))
+            row[C_PID] = np.int64(np.int32(uint_at(buf, rec + 8, 4, big)))
+            row[C_TID] = np.int64(np.int32(uint_at(buf, rec + 12, 4, big)))
             row[C_NAME_OFF] = rec + 16
             row[C_NAME_LEN] = n
             nc += 1
@@ -369,20 +370,20 @@ def walk_records(buf, pos, end, big, attr_st, attr_rf, attr_sid_all, attr_wanted
                 continue
             row = forks[nf]
             row[F_REC] = rec
-            row[F_TIME] = np.int64(_u(buf, rec + 24, 8, big))
-            row[F_PID] = np.int64(np.int32(_u(buf, rec + 8, 4, big)))
-            row[F_TID] = np.int64(np.int32(_u(buf, rec + 16, 4, big)))
-            row[F_PTID] = np.int64(np.int32(_u(buf, rec + 20, 4, big)))
+            row[F_TIME] = np.int64(uint_at(buf, rec + 24, 8, big))
+            row[F_PID] = np.int64(np.int32(uint_at(buf, rec + 8, 4, big)))
+            row[F_TID] = np.int64(np.int32(uint_at(buf, rec + 16, 4, big)))
+            row[F_PTID] = np.int64(np.int32(uint_at(buf, rec + 20, 4, big)))
             nf += 1
         elif rtype == RECORD_MMAP or rtype == RECORD_MMAP2:
-            if size >= 16 and _u(buf, rec + 8, 4, big) == np.uint64(0xFFFFFFFF):
+            if size >= 16 and uint_at(buf, rec + 8, 4, big) == np.uint64(0xFFFFFFFF):
                 kmaps[nk] = rec
                 nk += 1
         elif rtype == RECORD_LOST or rtype == RECORD_LOST_SAMPLES:
             at = rec + (16 if rtype == RECORD_LOST else 8)
             if at + 8 > rec + size:
                 continue
-            n_lost = np.int64(_u(buf, at, 8, big))
+            n_lost = np.int64(uint_at(buf, at, 8, big))
             _trailer(buf, rec, size, big, attr_st, attr_sid_all, id_keys, id_attr,
                      trailer_mode, tr)
             cpu = tr[1]
