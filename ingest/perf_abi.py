@@ -13,6 +13,7 @@ RECORD_COMM = 3
 RECORD_EXIT = 4
 RECORD_FORK = 7
 RECORD_SAMPLE = 9
+RECORD_MMAP2 = 10
 RECORD_LOST_SAMPLES = 13
 #: a kernel symbol appears or goes (BPF program, ftrace/kprobe trampoline; Linux 5.1)
 RECORD_KSYMBOL = 17

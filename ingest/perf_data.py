@@ -36,6 +36,7 @@ from ingest.perf_abi import (
     RECORD_HEADER_FEATURE,
     RECORD_HEADER_TRACING_DATA,
     RECORD_KSYMBOL,
+    RECORD_MMAP2,
     SAMPLE_RAW,
     TYPE_TRACEPOINT,
 )
@@ -406,7 +407,7 @@ class PerfDataReader(Reader):
         e = ">" if self.big else "<"
         for rec in self._kmaps[:nk].tolist():
             rtype, _, size = struct.unpack_from(e + "IHH", buf, rec)
-            name_at = rec + (72 if rtype == 10 else 40)
+            name_at = rec + (72 if rtype == RECORD_MMAP2 else 40)
             name = bytes(buf[name_at : rec + size]).split(b"\0", 1)[0].decode("utf-8", "replace")
             if name.startswith("[kernel.kallsyms]") and len(name) > 17:
                 (pgoff,) = struct.unpack_from(e + "Q", buf, rec + 32)

@@ -40,6 +40,7 @@ from ingest.perf_abi import (
     RECORD_LOST,
     RECORD_LOST_SAMPLES,
     RECORD_MMAP,
+    RECORD_MMAP2,
     RECORD_SAMPLE,
     SAMPLE_ADDR,
     SAMPLE_CALLCHAIN,
@@ -54,8 +55,6 @@ from ingest.perf_abi import (
     SAMPLE_TID,
     SAMPLE_TIME,
 )
-
-RECORD_MMAP2 = 10
 
 # columns of `samples`
 S_REC, S_ATTR, S_TIME, S_PID, S_TID, S_CPU, S_RAW_OFF, S_RAW_LEN, S_CC_OFF, S_CC_NR = range(10)
