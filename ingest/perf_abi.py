@@ -10,7 +10,6 @@ from __future__ import annotations
 RECORD_MMAP = 1
 RECORD_LOST = 2
 RECORD_COMM = 3
-RECORD_EXIT = 4
 RECORD_FORK = 7
 RECORD_SAMPLE = 9
 RECORD_MMAP2 = 10
@@ -80,7 +79,3 @@ FEAT_ARCH = 6
 FEAT_NRCPUS = 7
 FEAT_CMDLINE = 11
 FEAT_DIR_FORMAT = 24
-FEAT_COMPRESSED = 27
-
-#: HEADER_COMPRESSED compression type for zstd (enum perf_record_compression)
-COMPRESSION_ZSTD = 1

@@ -19,7 +19,6 @@ from ingest.perf_abi import (
     ATTR_FLAG_USE_CLOCKID,
     FEAT_ARCH,
     FEAT_CMDLINE,
-    FEAT_COMPRESSED,
     FEAT_DIR_FORMAT,
     FEAT_HOSTNAME,
     FEAT_NRCPUS,
@@ -83,7 +82,6 @@ class PerfFeatures:
     nr_cpus_online: int | None = None
     cmdline: list[str] | None = None
     tracing_data: bytes | None = None
-    compression: int | None = None
     #: HEADER_DIR_FORMAT version: the file is DIR/data of a `perf record --threads` dir
     dir_format: int | None = None
 
@@ -219,8 +217,6 @@ def apply_feature(feats: PerfFeatures, feat: int, data: bytes, big: bool) -> Non
             feats.cmdline = words
         elif feat == FEAT_DIR_FORMAT:
             (feats.dir_format,) = struct.unpack_from(e + "Q", data)
-        elif feat == FEAT_COMPRESSED:
-            _version, feats.compression = struct.unpack_from(e + "II", data)
     except (struct.error, ValueError):
         pass  # a damaged optional feature is left out, as perf report does
 
