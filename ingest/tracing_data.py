@@ -5,7 +5,9 @@ Layout (FORMATS.md §5; tools/perf/util/trace-event-read.c trace_report): magic
 page size, `header_page` / `header_event` texts, ftrace formats, event formats per
 system, kallsyms (u32 size + text), printk formats (u32 size + text) and, from version
 0.6, saved cmdlines (u64 size + text) — the trace.dat v6 header steps 1-8. The format
-texts and header_page go through `ingest.event_format`, shared with trace.dat.
+texts go through `ingest.event_format`, shared with trace.dat. Only what perf.data needs
+is kept: the event formats, byte order, page size and kallsyms; the other sections are
+only checked to fit (threads are named by COMM records, not saved cmdlines).
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from ingest.event_format import EventFormat, FormatError, HeaderPage, parse_format
-from ingest.event_format import parse_header_page
+from ingest.event_format import EventFormat, FormatError, parse_format
 
 MAGIC = b"\x17\x08\x44tracing"
 
@@ -25,16 +26,13 @@ class TracingDataError(ValueError):
 
 @dataclass
 class TracingData:
-    """What the tracing data says: formats by event id, header page, kallsyms text."""
+    """What the tracing data says: event formats, byte order, page size, kallsyms text."""
 
     version: str
     big_endian: bool
-    long_size: int
     page_size: int
-    header_page: HeaderPage | None
     formats: list[EventFormat] = field(default_factory=list)
     kallsyms: bytes = b""
-    cmdlines: dict[int, str] = field(default_factory=dict)
 
 
 class _Blob:
@@ -75,15 +73,11 @@ def parse_tracing_data(data: bytes) -> TracingData:
     version = b.cstr("version")
     big = b.take(1, "endian byte")[0] == 1
     b.e = ">" if big else "<"
-    long_size = b.take(1, "long size byte")[0]
-    page_size = b.num(4, "page size")
-    td = TracingData(version, big, long_size, page_size, None)
+    b.take(1, "long size byte")
+    td = TracingData(version, big, b.num(4, "page size"))
     if b.take(12, "header_page tag") != b"header_page\0":
         raise TracingDataError(f"offset {b.pos - 12}: expected the header_page tag")
-    try:
-        td.header_page = parse_header_page(b.text(8, "header_page"))
-    except FormatError:
-        td.header_page = None  # not needed to decode perf samples
+    b.text(8, "header_page")
     if b.take(13, "header_event tag") != b"header_event\0":
         raise TracingDataError(f"offset {b.pos - 13}: expected the header_event tag")
     b.text(8, "header_event")
@@ -96,10 +90,7 @@ def parse_tracing_data(data: bytes) -> TracingData:
     td.kallsyms = b.take(b.num(4, "kallsyms size"), "kallsyms")
     b.take(b.num(4, "printk formats size"), "printk formats")
     if _version_tuple(version) >= (0, 6):
-        for line in b.text(8, "saved cmdlines").splitlines():
-            pid, _, comm = line.strip().partition(" ")
-            if pid.isdigit():
-                td.cmdlines[int(pid)] = comm
+        b.text(8, "saved cmdlines")
     return td
 
 
