@@ -119,8 +119,8 @@ class PerfDataReader(Reader):
         self._attrs: list[PerfAttr] = []
         self._cfg: WalkerConfig | None = None
         self._reloc: tuple[str, int] | None = None
+        #: decoded rows waiting for a FINISHED_ROUND (or the end) to let them out sorted
         self._pending: list[NumpyColumns] = []
-        self._pending_ts: list[np.ndarray] = []
         self._flushed_until = -(1 << 63)
         self._records: Counter = Counter()
         self._state = np.zeros(STATE_SLOTS, np.int64)
@@ -435,32 +435,31 @@ class PerfDataReader(Reader):
         sid = self._chains.intern(buf, self.big, rows[:, S_CC_OFF], rows[:, S_CC_NR])
         cols["stack_id"] = (sid, sid >= 0)
         self._pending.append(cols)
-        self._pending_ts.append(ts)
 
     def _flush(self, limit: int | None) -> Iterator[pa.RecordBatch]:
         """Emit the waiting rows with time <= limit (all when None), sorted by time."""
         if not self._pending or (limit is not None and limit <= self._flushed_until):
             return
-        ts = np.concatenate(self._pending_ts)
+        chunk_ts = [c["ts_ns"][0] for c in self._pending]
+        ts = np.concatenate(chunk_ts)
         order = np.argsort(ts, kind="stable")
         k = len(ts) if limit is None else int(np.searchsorted(ts[order], limit, side="right"))
         if k == 0:
             return
         if limit is not None:
             self._flushed_until = limit
-        cols = _concat_columns(self._pending, [len(t) for t in self._pending_ts])
+        cols = _concat_columns(self._pending, [len(t) for t in chunk_ts])
         out = {name: (v[order[:k]], None if ok is None else ok[order[:k]])
                for name, (v, ok) in cols.items()}
         if k < len(ts):
             rest = order[k:]
             self._pending = [{name: (v[rest], None if ok is None else ok[rest])
                               for name, (v, ok) in cols.items()}]
-            self._pending_ts = [ts[rest]]
         else:
-            self._pending, self._pending_ts = [], []
+            self._pending = []
         self._threads.advance(limit)
         arrays = self._decoder.to_arrow(out)
-        arrays["comm"] = self._threads.comms(out["pid"][0], ts[order[:k]])
+        arrays["comm"] = self._threads.comms(out["pid"][0], out["ts_ns"][0])
         yield event_batch(arrays, k)
 
     # -- statistics ----------------------------------------------------------------------
