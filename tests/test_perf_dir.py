@@ -19,6 +19,7 @@ from replay.dataset import read_meta
 from replay.errors import InputError
 from replay.ingestion import ingest
 from tests.conftest import SAMPLES, run_cli
+from tests.test_perf_bad_input import SAMPLE_ID, records
 from tests.test_perf_data import by_time_cpu, expected_samples, got_samples
 
 DIR = SAMPLES / "perf-threads.perf.data"
@@ -36,15 +37,7 @@ def plain_copy(dest: Path) -> Path:
 
 def first_sample(data: bytes, nth: int) -> int:
     """Offset of the nth SAMPLE record of a data.N file (records from offset 0)."""
-    pos, seen = 0, 0
-    while pos + 8 <= len(data):
-        rtype, _, size = struct.unpack_from("<IHH", data, pos)
-        if rtype == 9:
-            if seen == nth:
-                return pos
-            seen += 1
-        pos += size
-    raise AssertionError("not enough samples")
+    return [pos for pos, rtype, _ in records(data, 0, len(data)) if rtype == SAMPLE_ID][nth]
 
 
 def test_meta_counts_the_files(tmp_path):

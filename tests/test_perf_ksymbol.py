@@ -24,6 +24,7 @@ from replay.dataset import read_meta
 from replay.errors import InputError
 from replay.ingestion import ingest
 from tests.conftest import SAMPLES
+from tests.test_perf_bad_input import data_section, records
 
 SOURCE = SAMPLES / "perf-bpf.perf.data.xz"
 ORACLE = SAMPLES / "perf-bpf.bpf-frames.txt.xz"
@@ -43,10 +44,8 @@ def with_bpf_frames(data: bytes) -> tuple[bytes, int]:
     samples set inside the synthesized program, and of the first three samples while the
     live one was loaded set inside that; also how many samples were changed."""
     out = bytearray(data)
-    d_off, d_size = struct.unpack_from("<QQ", out, 40)
-    pos, early, live = d_off, 0, 0
-    while pos < d_off + d_size:
-        rtype, _, size = struct.unpack_from("<IHH", out, pos)
+    early, live = 0, 0
+    for pos, rtype, _ in records(data, *data_section(data)):
         if rtype == SAMPLE and struct.unpack_from("<Q", out, pos + NR_AT)[0] > 4:
             (ts,) = struct.unpack_from("<Q", out, pos + TIME_AT)
             frame = pos + NR_AT + 8 + 16
@@ -56,7 +55,6 @@ def with_bpf_frames(data: bytes) -> tuple[bytes, int]:
             elif live < 3 and LIVE_FROM < ts < LIVE_UNTIL:
                 struct.pack_into("<Q", out, frame, LIVE + 0x10)
                 live += 1
-        pos += size
     return bytes(out), early + live
 
 
@@ -122,11 +120,8 @@ def test_without_kallsyms_bpf_frames_are_still_named(rewritten, tmp_path, monkey
 def test_short_ksymbol_record(tmp_path):
     """A KSYMBOL record too short for its fields: counted malformed; --strict: an error."""
     data = bytearray(lzma.decompress(SOURCE.read_bytes()))
-    d_off, d_size = struct.unpack_from("<QQ", data, 40)
-    pos = d_off
-    while struct.unpack_from("<I", data, pos)[0] != KSYMBOL:
-        pos += struct.unpack_from("<H", data, pos + 6)[0]
-    size = struct.unpack_from("<H", data, pos + 6)[0]
+    pos, size = next((pos, size) for pos, rtype, size in records(data, *data_section(data))
+                     if rtype == KSYMBOL)
     # the record becomes a 16-byte one followed by an unknown record filling its place
     struct.pack_into("<HH", data, pos + 6, 16, 0)
     struct.pack_into("<IHH", data, pos + 16, 200, 0, size - 16)
