@@ -62,13 +62,7 @@ class Kallsyms:
 
     def lookup(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For uint64 addresses: (symbol index or -1, offset into that symbol)."""
-        if not len(self):
-            return np.full(len(addrs), -1, np.int64), np.zeros(len(addrs), np.uint64)
-        i = np.searchsorted(self.starts, addrs, side="right").astype(np.int64) - 1
-        safe = np.maximum(i, 0)
-        found = (i >= 0) & (addrs < self.ends[safe])
-        return np.where(found, i, -1), np.where(found, addrs - self.starts[safe], 0).astype(
-            np.uint64)
+        return find_in_ranges(self.starts, self.ends, addrs)
 
     def symbols(self, idx: np.ndarray, off: np.ndarray) -> list[str | None]:
         """`name+0xoff` for each (index, offset) as perf script prints it; None if idx < 0."""
@@ -84,6 +78,18 @@ class Kallsyms:
         mods = self.module[np.maximum(idx, 0)].tolist()
         return [None if i < 0 else "[kernel.kallsyms]" if m < 0 else f"[{self.module_names[m]}]"
                 for i, m in zip(idx.tolist(), mods)]
+
+
+def find_in_ranges(starts: np.ndarray, ends: np.ndarray,
+                   addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For uint64 addresses: (index of the range [starts[i], ends[i]) holding it or -1,
+    offset into that range); `starts` ascending, the ranges not overlapping."""
+    i = np.searchsorted(starts, addrs, side="right").astype(np.int64) - 1
+    if not len(starts):
+        return i, np.zeros(len(addrs), np.uint64)
+    safe = np.maximum(i, 0)
+    found = (i >= 0) & (addrs < ends[safe])
+    return np.where(found, i, -1), np.where(found, addrs - starts[safe], 0).astype(np.uint64)
 
 
 def parse_kallsyms(text: bytes) -> Kallsyms:

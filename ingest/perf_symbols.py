@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.ftrace_entry import numpy_to_arrow, strings_to_arrow
-from ingest.kallsyms import Kallsyms, load_kallsyms, parse_kallsyms
+from ingest.kallsyms import Kallsyms, find_in_ranges, load_kallsyms, parse_kallsyms
 from ingest.perf_stacks import CONTEXT_NAMES
 from replay.errors import InputError
 from replay.schema import stack_batch
@@ -70,11 +70,9 @@ class WithKsymbols:
             idx, off = self.table.lookup(addrs)
         else:
             idx, off = np.full(len(addrs), -1, np.int64), np.zeros(len(addrs), np.uint64)
-        j = np.searchsorted(self.starts, addrs, side="right").astype(np.int64) - 1
-        safe = np.maximum(j, 0)
-        inside = (j >= 0) & (addrs < self.ends[safe])
-        return (np.where(inside, self._n + j, idx),
-                np.where(inside, addrs - self.starts[safe], off).astype(np.uint64))
+        j, j_off = find_in_ranges(self.starts, self.ends, addrs)
+        inside = j >= 0
+        return np.where(inside, self._n + j, idx), np.where(inside, j_off, off)
 
     def symbols(self, idx: np.ndarray, off: np.ndarray) -> list[str | None]:
         out = (self.table.symbols(np.where(idx < self._n, idx, -1), off)
