@@ -27,7 +27,7 @@ import zstandard
 
 from ingest.base import IngestStats, Reader
 from ingest.event_format import FormatError
-from ingest.ftrace_entry import EntryDecoder, NumpyColumns
+from ingest.ftrace_entry import EntryDecoder, NumpyColumns, concat_columns, take_columns
 from ingest.perf_abi import (
     KSYMBOL_UNREGISTER,
     RECORD_COMPRESSED,
@@ -448,13 +448,10 @@ class PerfDataReader(Reader):
             return
         if limit is not None:
             self._flushed_until = limit
-        cols = _concat_columns(self._pending, [len(t) for t in chunk_ts])
-        out = {name: (v[order[:k]], None if ok is None else ok[order[:k]])
-               for name, (v, ok) in cols.items()}
+        cols = concat_columns([(c, len(t)) for c, t in zip(self._pending, chunk_ts)])
+        out = take_columns(cols, order[:k])
         if k < len(ts):
-            rest = order[k:]
-            self._pending = [{name: (v[rest], None if ok is None else ok[rest])
-                              for name, (v, ok) in cols.items()}]
+            self._pending = [take_columns(cols, order[k:])]
         else:
             self._pending = []
         self._threads.advance(limit)
@@ -515,19 +512,3 @@ class PerfDataReader(Reader):
         yield from stack_batches(self._chains.frames(), symbols)
         self.stats.extra["stacks"] = {"distinct": self._chains.n_stacks, **symbols.meta()}
 
-
-def _concat_columns(chunks: list[NumpyColumns], sizes: list[int]) -> NumpyColumns:
-    """One set of numpy columns from several; a column some chunk lacks is null there."""
-    out: NumpyColumns = {}
-    for name in {n for c in chunks for n in c}:
-        values, valid, any_null = [], [], False
-        for c, n in zip(chunks, sizes):
-            v, ok = c.get(name, (None, None))
-            if v is None:
-                dtype = next(c2[name][0].dtype for c2 in chunks if name in c2)
-                v, ok = np.zeros(n, dtype), np.zeros(n, bool)
-            values.append(v)
-            valid.append(np.ones(n, bool) if ok is None else ok)
-            any_null |= ok is not None
-        out[name] = (np.concatenate(values), np.concatenate(valid) if any_null else None)
-    return out
