@@ -16,6 +16,16 @@ from replay.errors import InputError
 from replay.progress import progress_bar, warn
 
 
+def sha256_of(files: list[Path]) -> str:
+    """sha256 of an input's files concatenated in reading order (meta.json `source`)."""
+    h = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as f:
+            while chunk := f.read(8 << 20):
+                h.update(chunk)
+    return h.hexdigest()
+
+
 class _Sha256(threading.Thread):
     """Hashes the input file (a perf.data directory: its files, concatenated in reading
     order) in the background while the reader parses it."""
@@ -26,12 +36,7 @@ class _Sha256(threading.Thread):
         self.digest = ""
 
     def run(self) -> None:
-        h = hashlib.sha256()
-        for path in self.files:
-            with open(path, "rb") as f:
-                while chunk := f.read(8 << 20):
-                    h.update(chunk)
-        self.digest = h.hexdigest()
+        self.digest = sha256_of(self.files)
 
 
 def stats_meta(stats: IngestStats) -> dict[str, Any]:

@@ -7,7 +7,6 @@ format has its own renderer.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -22,14 +21,6 @@ def report_paths(html: Path) -> tuple[Path, Path, Path]:
     return html, html.with_suffix(".md"), html.with_suffix(".json")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(8 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def dataset_for(source: Path, force: bool, quiet: bool) -> Path:
     """The dataset to report on: `source` itself, or the dataset of trace `source`.
 
@@ -42,12 +33,13 @@ def dataset_for(source: Path, force: bool, quiet: bool) -> Path:
     if not source.exists():
         raise InputError(source, "no such trace or dataset")
     out = default_output(source)
+    from replay.ingestion import ingest, sha256_of
+
     if is_dataset(out) and not force:
-        if read_meta(out).get("source", {}).get("sha256") == _sha256(source):
+        if read_meta(out).get("source", {}).get("sha256") == sha256_of([source]):
             return out
         raise OutputError(f"{out}: exists but was made from another file "
                           "(use --force to ingest again)")
-    from replay.ingestion import ingest
 
     return ingest(source, out, force=True, quiet=quiet)
 
