@@ -12,7 +12,7 @@ from ingest.base import IngestStats, Reader
 from ingest.perf_dir import perf_dir_files
 from ingest.sniff import detect_format
 from ingest.source import check_file
-from replay.errors import InputError
+from ingest.errors import InputError
 
 #: format name -> "module:Class", imported only when used
 READERS = {

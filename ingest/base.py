@@ -1,6 +1,6 @@
 """What every reader shares: the reader interface and the ingest statistics it fills.
 
-A reader turns one trace file into Arrow record batches of `replay.schema.READER_EVENTS`,
+A reader turns one trace file into Arrow record batches of `ingest.schema.READER_EVENTS`,
 in time order, and counts what it skipped, lost or could not parse in `IngestStats`,
 which becomes the dataset's `meta.json`.
 """

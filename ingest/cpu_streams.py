@@ -21,7 +21,7 @@ import numpy as np
 
 from ingest.kernels import kernel
 from ingest.tracedat_file import CpuData, decompress
-from replay.errors import InputError
+from ingest.errors import InputError
 
 
 class CpuStream:

@@ -13,7 +13,7 @@ API (stable; the trace.dat, perf.data and `replay record` readers use it):
 
 - `buf`: uint8 array; `offset`/`length`: int arrays, one payload per record.
 - `index`: positions (into `offset`) of the kmem page-event records, in input order.
-- `columns`: dict for `replay.schema.event_batch` with `pid`, `context`, `event`, `pfn`,
+- `columns`: dict for `ingest.schema.event_batch` with `pid`, `context`, `event`, `pfn`,
   `page`, `order`, `gfp`, `gfp_flags`, `migratetype` and the extfrag / zone_locked extras,
   each aligned with `index` (callers add `ts_ns`, `cpu`, `comm`). `event` and `gfp_flags`
   are dictionary arrays whose indices stay valid across calls of one decoder: its
@@ -41,8 +41,8 @@ import pyarrow as pa
 from ingest.base import IngestStats
 from ingest.event_format import EventFormat, Field, FlagTable, flag_table
 from ingest.kernels import helper, kernel
-from replay.schema import CONTEXT_BH_OFF, CONTEXT_HARDIRQ, CONTEXT_IRQS_OFF, CONTEXT_NMI
-from replay.schema import CONTEXT_SOFTIRQ, READER_EVENTS, canonical_event
+from ingest.schema import CONTEXT_BH_OFF, CONTEXT_HARDIRQ, CONTEXT_IRQS_OFF, CONTEXT_NMI
+from ingest.schema import CONTEXT_SOFTIRQ, READER_EVENTS, canonical_event
 
 #: TRACE_FLAG_* bits of common_flags kept as `context` (kernel/trace/trace.h)
 CONTEXT_MASK = CONTEXT_IRQS_OFF | CONTEXT_HARDIRQ | CONTEXT_SOFTIRQ | CONTEXT_NMI | CONTEXT_BH_OFF

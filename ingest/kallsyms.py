@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.source import open_stream
-from replay.errors import InputError
+from ingest.errors import InputError
 
 _PAGE = np.uint64(4096)
 _HEX = np.full(256, 255, np.uint8)

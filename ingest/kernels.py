@@ -138,7 +138,7 @@ def _key() -> str:
     Python, numpy and numba installations (by version and install time)."""
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for src in [*sorted(here.glob("*.py")), here.parent / "replay" / "schema.py"]:
+    for src in sorted(here.glob("*.py")):
         h.update(src.name.encode())
         h.update(src.read_bytes())
     h.update(sys.version.encode())
@@ -185,9 +185,8 @@ def _extension() -> ModuleType | None:
                 failed.write_text(why + "\n")
             except OSError:
                 pass
-            from replay.progress import warn
-
-            warn(f"could not build replay's compiled kernels ({why}); using numba's JIT")
+            print(f"replay: warning: could not build the compiled kernels ({why}); "
+                  "using numba's JIT", file=sys.stderr, flush=True)
             return None
     if not path.exists():
         return None

@@ -18,7 +18,7 @@ import pyarrow as pa
 from ingest.sniff import PERF_MAGICS, TRACE_DAT_MAGIC
 from ingest.source import open_stream
 from ingest.text_values import strings
-from replay.errors import InputError
+from ingest.errors import InputError
 
 BLOCK_BYTES = 8 << 20
 

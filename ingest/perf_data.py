@@ -90,8 +90,8 @@ from ingest.perf_walk import (
 )
 from ingest.source import check_file, seekable
 from ingest.tracing_data import TracingData, TracingDataError, parse_tracing_data
-from replay.errors import InputError
-from replay.schema import canonical_event, event_batch
+from ingest.errors import InputError
+from ingest.schema import canonical_event, event_batch
 
 _CAPACITY = 1 << 16  # samples per walker call
 _SIDE = 4096  # comm / fork / kernel-mmap rows per walker call

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from ingest.source import check_file
-from replay.errors import InputError
+from ingest.errors import InputError
 
 MAIN = "data"
 _PART = re.compile(r"data\.(\d+)")

@@ -4,7 +4,7 @@
 an open-addressing table whose entries point into a pool of the distinct chains seen so
 far (compared word by word, so a hash collision can never merge two stacks). Stack ids
 count distinct chains in the order they first appear. `frames` then turns the pool into
-rows of replay.schema.STACKS: context markers (PERF_CONTEXT_KERNEL, _USER, ...) set the
+rows of ingest.schema.STACKS: context markers (PERF_CONTEXT_KERNEL, _USER, ...) set the
 `context` of the frames after them and are not frames themselves; depth 0 is the
 innermost frame, as perf stores it.
 """

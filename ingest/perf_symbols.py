@@ -35,8 +35,8 @@ import pyarrow as pa
 from ingest.ftrace_entry import numpy_to_arrow, strings_to_arrow
 from ingest.kallsyms import Kallsyms, find_in_ranges, load_kallsyms, parse_kallsyms
 from ingest.perf_stacks import CONTEXT_NAMES
-from replay.errors import InputError
-from replay.schema import stack_batch
+from ingest.errors import InputError
+from ingest.schema import stack_batch
 
 PROC_KALLSYMS = Path("/proc/kallsyms")
 _KERNEL = CONTEXT_NAMES.index("kernel")

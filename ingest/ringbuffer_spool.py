@@ -21,7 +21,7 @@ from ingest.cpu_merge import merge_by_time
 from ingest.event_format import EventFormat, HeaderPage
 from ingest.ftrace_entry import EntryDecoder, comm_column
 from ingest.ringbuffer import ERROR_TEXT, decode_subbuffers
-from replay.schema import event_batch
+from ingest.schema import event_batch
 
 #: raw bytes decoded at a time, shared by all CPUs (each CPU's pending chunk is held by
 #: the merge, and a decoded chunk takes about 8 times its raw size)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ingest.source import head
-from replay.errors import InputError
+from ingest.errors import InputError
 
 TRACE_DAT_MAGIC = b"\x17\x08\x44tracing"
 PERF_MAGICS = (b"PERFILE2", b"2ELIFREP")

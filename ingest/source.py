@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from replay.errors import InputError
+from ingest.errors import InputError
 
 _MAGICS = (
     (b"\x1f\x8b", "gzip"),

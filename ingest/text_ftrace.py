@@ -22,8 +22,8 @@ from ingest.lines import LineBlock, line_blocks
 from ingest.text_scan import KIND_BAD_PAGE, KIND_NONE, KIND_OTHER, KIND_PAGE, TS_NS, TS_RAW, TS_US
 from ingest.text_scan import Scan, scan
 from ingest.text_values import dictionary, strings, value_columns
-from replay.errors import InputError
-from replay.schema import event_batch
+from ingest.errors import InputError
+from ingest.schema import event_batch
 
 #: a line naming a page event: if it does not parse, it is malformed, not foreign
 PAGE_EVENT_WORD = r"\b(mm_page_\w+|mm_pagevec_free):"

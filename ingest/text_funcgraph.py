@@ -22,7 +22,7 @@ from ingest.lines import line_blocks
 from ingest.text_ftrace import PAGE_EVENT_WORD, EventLineReader
 from ingest.text_values import CANONICAL, TEXT_EVENT_NAMES, decode_bodies, dictionary
 from ingest.text_values import value_columns
-from replay.schema import event_batch
+from ingest.schema import event_batch
 
 COMMENT_LINE = (
     r"^\s*(?:(?P<secs>\d+)\.(?P<usecs>\d{6})\s+\|\s+)?"

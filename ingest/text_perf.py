@@ -21,7 +21,7 @@ from ingest.lines import LineBlock
 from ingest.text_ftrace import EventLineReader
 from ingest.text_scan import Scan
 from ingest.text_values import strings
-from replay.schema import stack_batch
+from ingest.schema import stack_batch
 
 
 def frame_context(dso: pa.Array, addr: np.ndarray) -> pa.Array:

@@ -25,7 +25,7 @@ from ingest.text_values import (
     decode_body,
     lookup,
 )
-from replay.schema import (
+from ingest.schema import (
     CONTEXT_BH_OFF,
     CONTEXT_HARDIRQ,
     CONTEXT_IRQS_OFF,

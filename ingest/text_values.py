@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.kernels import helper, kernel
-from replay.schema import EVENT_ALIASES, EVENT_NAMES, canonical_event
+from ingest.schema import EVENT_ALIASES, EVENT_NAMES, canonical_event
 
 
 def _table(words: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -25,8 +25,8 @@ from ingest.ftrace_entry import numpy_to_arrow, take_columns
 from ingest.ringbuffer import ERROR_TEXT, decode_subbuffers
 from ingest.source import seekable
 from ingest.tracedat_file import Buffer, Layout, read_layout
-from replay.errors import InputError
-from replay.schema import event_batch
+from ingest.errors import InputError
+from ingest.schema import event_batch
 
 #: bytes of sub-buffers read per CPU at a time
 WINDOW = 4 << 20

@@ -21,8 +21,8 @@ import zstandard
 from ingest.event_format import EventFormat, FormatError, HeaderPage, parse_format
 from ingest.event_format import parse_header_page
 from ingest.sniff import TRACE_DAT_MAGIC
-from replay.errors import InputError
-from replay.schema import canonical_event
+from ingest.errors import InputError
+from ingest.schema import canonical_event
 
 # option ids (trace-cmd lib/trace-cmd/include/private/trace-cmd-private.h)
 OPT_DONE, OPT_DATE, OPT_CPUSTAT, OPT_BUFFER, OPT_TRACECLOCK, OPT_UNAME = 0, 1, 2, 3, 4, 5

@@ -25,9 +25,9 @@ from ingest.event_format import (
     parse_header_page,
 )
 from replay.dataset import DatasetWriter
-from replay.errors import InputError, TracingError
+from ingest.errors import InputError, TracingError
 from replay.progress import progress_bar
-from replay.schema import EVENT_ALIASES
+from ingest.schema import EVENT_ALIASES
 from replay.snapshots import take_kpageflags, take_proc_snapshots
 from replay.spool import CpuSpooler, start_spoolers
 from replay.tracefs import (

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from replay.errors import ReplayError
+from ingest.errors import ReplayError
 from replay.progress import console, note
 
 app = typer.Typer(
@@ -106,7 +106,7 @@ def record(
     """
     from replay.record import RecordOptions
     from replay.record import record as run_record
-    from replay.schema import canonical_event
+    from ingest.schema import canonical_event
 
     names = [n.strip().removeprefix("kmem:") for e in events or [] for n in e.split(",")]
     bad = [n for n in names if canonical_event(n) is None]

@@ -21,8 +21,8 @@ import duckdb
 import pyarrow as pa
 
 from replay.dataset import EVENTS_FILE, SNAPSHOTS_DIR, STACKS_FILE, read_meta
-from replay.errors import InputError, QueryError
-from replay.schema import CONTEXT_HARDIRQ, CONTEXT_NMI, CONTEXT_SOFTIRQ, STACKS
+from ingest.errors import InputError, QueryError
+from ingest.schema import CONTEXT_HARDIRQ, CONTEXT_NMI, CONTEXT_SOFTIRQ, STACKS
 
 #: Internal view scripts in `queries/`, run in this order once the base views exist.
 VIEW_SCRIPTS = ("_macros.sql", "_allocs.sql")

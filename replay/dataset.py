@@ -20,13 +20,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from replay import __version__
-from replay.errors import InputError, OutputError
-from replay.schema import EVENTS, SCHEMA_VERSION, STACKS
+from ingest.errors import InputError, OutputError
+from ingest.schema import EVENTS, SCHEMA_VERSION, STACKS
 
 EVENTS_FILE = "events.parquet"
 STACKS_FILE = "stacks.parquet"
 META_FILE = "meta.json"
 SNAPSHOTS_DIR = "snapshots"
+#: /proc files copied into `snapshots/` at the start and at the end of a recording
+PROC_FILES = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo")
+#: the compressed /proc/kpageflags image (one little-endian u64 of KPF_* bits per pfn)
+KPAGEFLAGS = "start-kpageflags.zst"
 
 _ROW_GROUP = 1 << 20
 

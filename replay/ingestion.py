@@ -12,7 +12,7 @@ from ingest import open_reader
 from ingest.base import IngestStats
 from ingest.perf_dir import input_files
 from replay.dataset import DatasetWriter, default_output
-from replay.errors import InputError
+from ingest.errors import InputError
 from replay.progress import progress_bar, warn
 
 

@@ -14,7 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from replay.errors import OutputError
+from ingest.errors import OutputError
 
 FORMATS = ("table", "csv", "json")
 

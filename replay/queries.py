@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from replay.errors import QueryError
+from ingest.errors import QueryError
 
 _PARAM = re.compile(r"^--\s*@param\s+(\w+)\s+(INTEGER|DOUBLE|VARCHAR)\s+(\S+)\s*(.*)$")
 _CASTS = {"INTEGER": int, "DOUBLE": float, "VARCHAR": str}

@@ -20,10 +20,10 @@ from ingest.base import IngestStats
 from ingest.ringbuffer_spool import spool_events
 from replay.capture import Capture, CaptureResult
 from replay.dataset import DatasetWriter
-from replay.errors import InputError
+from ingest.errors import InputError
 from replay.ingestion import stats_meta
 from replay.progress import progress_bar, warn
-from replay.schema import EVENT_NAMES
+from ingest.schema import EVENT_NAMES
 from replay.tracefs import check_writable, find_tracefs, unmount_tracefs
 
 #: per-CPU ring-buffer size (KiB) unless --buffer-kb says otherwise: the streaming readers

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replay.errors import TracingError
+from ingest.errors import TracingError
 
 #: Where tracefs lives: its own mount (4.1+), or inside debugfs on older kernels.
 TRACEFS_PATHS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))

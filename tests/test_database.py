@@ -8,7 +8,7 @@ import pytest
 
 import replay
 from replay.database import open_datasets
-from replay.errors import InputError, QueryError
+from ingest.errors import InputError, QueryError
 
 LINE = ("    python3-100   [000] .....     1.000000: mm_page_alloc: page=0000000011111111 "
         "pfn=0x1000 order=0 migratetype=1 gfp_flags=GFP_KERNEL\n")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from replay.dataset import read_meta
-from replay.errors import InputError
+from ingest.errors import InputError
 from replay.ingestion import ingest
 from tests.conftest import SAMPLES, run_cli
 

@@ -21,7 +21,7 @@ import duckdb
 import pytest
 
 from replay.dataset import read_meta
-from replay.errors import InputError
+from ingest.errors import InputError
 from replay.ingestion import ingest
 from tests.conftest import SAMPLES
 from tests.test_perf_bad_input import data_section, records

@@ -40,9 +40,9 @@ from replay import tracefs
 from replay.capture import resolve_events
 from replay.cli import app
 from replay.dataset import is_dataset, read_meta
-from replay.errors import TracingError
+from ingest.errors import TracingError
 from replay.record import RecordOptions, record
-from replay.schema import EVENT_NAMES
+from ingest.schema import EVENT_NAMES
 from replay.tracefs import TracingState, restorable_value
 from tests.conftest import ROOT, rows, run_cli
 from tests.tracefs_oracle import oracle_instance

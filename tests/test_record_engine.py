@@ -11,7 +11,8 @@ from replay.engine.end_state import agreement_lines, end_state_agreement, pcp_pa
 from replay.engine.layout import Layout, Zone, find_snapshot, parse_buddyinfo
 from replay.engine.simulate import SimOptions, build_context, observed_end_blocks, prepare
 from replay.record import RecordOptions, record
-from replay.snapshots import KPAGEFLAGS, KPF_BUDDY, kpageflags_free
+from replay.dataset import KPAGEFLAGS
+from replay.kernel.procfs import KPF_BUDDY, kpageflags_free
 from tests.engine_streams import KERNEL, make_stream, zone_layout
 from tests.test_record import live, tracefs_lock  # noqa: F401 - the fixture is used below
 

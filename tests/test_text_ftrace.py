@@ -13,8 +13,8 @@ import lzma
 import pytest
 import zstandard
 
-from replay.errors import InputError
-from replay.schema import CONTEXT_BH_OFF, CONTEXT_HARDIRQ, CONTEXT_IRQS_OFF, CONTEXT_SOFTIRQ
+from ingest.errors import InputError
+from ingest.schema import CONTEXT_BH_OFF, CONTEXT_HARDIRQ, CONTEXT_IRQS_OFF, CONTEXT_SOFTIRQ
 from tests.conftest import rows
 
 COLS = 'ts_ns, cpu, pid, comm, event, pfn, "order", migratetype, gfp_flags'

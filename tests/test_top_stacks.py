@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from replay.database import open_datasets
 from replay.dataset import DatasetWriter
-from replay.schema import event_batch, stack_batch
+from ingest.schema import event_batch, stack_batch
 
 # stack 1: a THP fault; stack 2: the same caller at another offset; stack 3: a slab page.
 FRAMES = [

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from replay.errors import InputError
+from ingest.errors import InputError
 from replay.ingestion import ingest
 from tests.conftest import SAMPLES, run_cli
 from tests.tracedat_samples import (

@@ -13,7 +13,7 @@ import pytest
 
 from ingest.base import IngestStats
 from ingest.tracedat import TraceDatReader
-from replay.errors import InputError
+from ingest.errors import InputError
 from tests.conftest import SAMPLES, run_cli
 from tests.tracedat_samples import oracle, small_v6
 

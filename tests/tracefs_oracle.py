@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from replay.schema import EVENT_NAMES
+from ingest.schema import EVENT_NAMES
 
 
 @contextmanager

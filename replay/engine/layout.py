@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.errors import InputError
+from ingest.errors import InputError
 
 #: Zone types in the kernel's `enum zone_type` order (include/linux/mmzone.h); a request
 #: may fall back from its preferred zone to lower ones, never to higher ones.

@@ -41,9 +41,10 @@ from replay.engine.observed import (
 from replay.engine.simulated import new_state, replay_simulated, sample
 from replay.engine.stream import ALLOC, Stream, load_stream
 from replay.engine.validate import validate_buddy
-from replay.errors import InputError, OutputError
+from ingest.errors import InputError, OutputError
 from replay.progress import progress_bar
-from replay.snapshots import KPAGEFLAGS, kpageflags_free
+from replay.dataset import KPAGEFLAGS
+from replay.kernel.procfs import kpageflags_free
 
 SIM_DIR = "sim"
 MODES = ("observed", "simulated")

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from replay.dataset import EVENTS_FILE
-from replay.errors import InputError
+from ingest.errors import InputError
 
 ALLOC = 0
 FREE = 1

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from replay.dataset import default_output, is_dataset, read_meta
-from replay.errors import InputError, OutputError
+from ingest.errors import InputError, OutputError
 from replay.report.options import ReportOptions
 
 

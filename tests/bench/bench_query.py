@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from replay.dataset import EVENTS_FILE, META_FILE  # noqa: E402
 from replay.ingestion import ingest  # noqa: E402
-from replay.schema import EVENTS  # noqa: E402
+from ingest.schema import EVENTS  # noqa: E402
 from tests.bench.timing import ROOT, timed_output  # noqa: E402
 
 #: pfn shift between copies: 2^28 pages (1 TiB of 4 KiB pages), keeps every block aligned

@@ -25,7 +25,7 @@ from ingest.base import IngestStats
 from ingest.ringbuffer_spool import spool_events
 from replay.capture import Capture
 from replay.dataset import DatasetWriter
-from replay.schema import EVENT_NAMES
+from ingest.schema import EVENT_NAMES
 from replay.tracefs import find_tracefs
 from tests.tracefs_oracle import oracle_instance
 

@@ -76,7 +76,7 @@ EVENTS = pa.schema(
         # mm_page_alloc_zone_locked (5.19+ as a field, earlier computed as order == 0)
         pa.field("percpu_refill", pa.int8()),
     ],
-    metadata={"replay.schema_version": str(SCHEMA_VERSION)},
+    metadata={"ingest.schema_version": str(SCHEMA_VERSION)},
 )
 
 #: What readers produce: every column but `seq`.
@@ -91,7 +91,7 @@ STACKS = pa.schema(
         pa.field("symbol", _DICT),  # "function+0xoff" or null when unknown
         pa.field("dso", _DICT),
     ],
-    metadata={"replay.schema_version": str(SCHEMA_VERSION)},
+    metadata={"ingest.schema_version": str(SCHEMA_VERSION)},
 )
 
 
