@@ -15,7 +15,7 @@ from typing import Any
 from replay import __version__
 from replay.database import open_datasets
 from replay.dataset import read_meta
-from replay.engine.layout import find_snapshot
+from replay.kernel.procfs import find_snapshot
 from replay.report.demand import above, collect_demand
 from replay.report.options import ReportOptions
 from replay.report.provenance import MAX_ORDER_READINGS, provenance
@@ -177,5 +177,5 @@ def collect(dataset: Path, options: ReportOptions, source: Path | None = None
         "fidelity": sweep["fidelity"],
         "recommendation": rec,
         "caveats": caveats(prov, sweep, cands, find_snapshot(
-            options.snapshot_dir(dataset), "start-zoneinfo") is None),
+            options.snapshot_dir(dataset), "start", "zoneinfo") is None),
     }

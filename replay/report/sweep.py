@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from replay.database import Database
-from replay.engine.simulate import SIM_DIR, SimOptions, run_sweep
+from replay.engine.options import SimOptions
+from replay.engine.simulate import SIM_DIR, run_sweep
 from replay.report.demand import named_rows
 from replay.report.options import ReportOptions
 
