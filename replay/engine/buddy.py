@@ -214,18 +214,19 @@ def move_freepages_block(st, z, start, pbo, new_mt):
 
 @numba.njit(cache=True)
 def claim_threshold_met(st, zlo, zhi, p, start_mt, block_mt, pbo):
-    """(ok, pageblock start): whether free + compatible pages reach half the pageblock."""
+    """(inside, met, pageblock start): whether the pageblock lies inside the zone, and
+    whether its free + compatible pages reach half of it."""
     start = p >> pbo << pbo
     ok, free, movable = prep_move_freepages_block(st, zlo, zhi, start, pbo)
     if not ok:
-        return False, start
+        return False, False, start
     if start_mt == MOVABLE:
         alike = movable
     elif block_mt == MOVABLE:
         alike = (np.int64(1) << pbo) - (free + movable)
     else:
         alike = 0
-    return free + alike >= (np.int64(1) << (pbo - 1)), start
+    return True, free + alike >= (np.int64(1) << (pbo - 1)), start
 
 
 @numba.njit(cache=True)
@@ -237,7 +238,7 @@ def try_to_claim_block(st, z, zlo, zhi, p, cur, order, start_mt, block_mt, max_o
         set_pageblocks(pb_mt, pbo, p, cur, start_mt)
         expand(st, z, p, order, cur, start_mt)
         return p
-    met, start = claim_threshold_met(st, zlo, zhi, p, start_mt, block_mt, pbo)
+    _, met, start = claim_threshold_met(st, zlo, zhi, p, start_mt, block_mt, pbo)
     if met:
         move_freepages_block(st, z, start, pbo, start_mt)
         pb_mt[start >> pbo] = start_mt
@@ -328,10 +329,11 @@ def rmqueue_fallback_classic(st, z, zlo, zhi, order, mt, max_order, pbo, nofragm
         move_to_free_list(st, z, p, mt)
         ctr[C_CLAIMS] += 1
     elif whole:
-        met, start = claim_threshold_met(st, zlo, zhi, p, mt, f, pbo)
-        move_freepages_block(st, z, start, pbo, mt)
-        if st[S_FREE_ORDER][p] >= 0 and st[S_FMT][p] != mt:
-            move_to_free_list(st, z, p, mt)  # a pageblock across the zone edge
+        inside, met, start = claim_threshold_met(st, zlo, zhi, p, mt, f, pbo)
+        if inside:
+            move_freepages_block(st, z, start, pbo, mt)
+        else:  # a pageblock across the zone edge: move_freepages_block() moves nothing
+            move_to_free_list(st, z, p, mt)
         if met:
             pb_mt[start >> pbo] = mt
             ctr[C_CLAIMS] += 1

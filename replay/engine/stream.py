@@ -42,10 +42,10 @@ from replay.kernel.zones import ZONE_NORMAL
 
 ALLOC, FREE_PCP, FREE_BUDDY, TAKE, DRAIN, ONLINE = range(6)
 KINDS = ("alloc", "free_pcp", "free_buddy", "take", "drain", "online")
-_FREE, _BATCHED, _DROP = 10, 11, -1  # before `_resolve`
+RAW_FREE, RAW_BATCHED, _DROP = 10, 11, -1  # mm_page_free, mm_page_free_batched
 
-_EVENT_KIND = {"mm_page_alloc": ALLOC, "mm_page_free": _FREE,
-               "mm_page_free_batched": _BATCHED, "mm_page_alloc_zone_locked": TAKE,
+_EVENT_KIND = {"mm_page_alloc": ALLOC, "mm_page_free": RAW_FREE,
+               "mm_page_free_batched": RAW_BATCHED, "mm_page_alloc_zone_locked": TAKE,
                "mm_page_pcpu_drain": DRAIN}
 
 
@@ -131,9 +131,21 @@ def load_stream(dataset: Path, release: KernelRelease | None) -> Stream:
                      dtype=np.uint8)
     pclass = cls_u[inv.ravel()]
     sel = np.flatnonzero(keep)
-    kind, pfn, order, mt, zone, pclass = (a[sel] for a in (kind, pfn, order, mt, zone, pclass))
     ts = _ints(table, "ts_ns", 0)[sel]
-    pfn = np.where(failed[sel], -1, pfn)
+    return build_stream(kind[sel], np.where(failed[sel], -1, pfn[sel]), order[sel], mt[sel],
+                        zone[sel], pclass[sel], ts, sel.astype(np.int64), release,
+                        extfrag=extfrag, unplaceable=int(unplaced.sum()),
+                        events=table.num_rows)
+
+
+def build_stream(kind: np.ndarray, pfn: np.ndarray, order: np.ndarray, mt: np.ndarray,
+                 zone: np.ndarray, pclass: np.ndarray, ts: np.ndarray, row: np.ndarray,
+                 release: KernelRelease | None, extfrag: int = 0, unplaceable: int = 0,
+                 events: int | None = None) -> Stream:
+    """A Stream from event-level arrays (kind ALLOC, TAKE, DRAIN or the raw free kinds
+    `RAW_FREE` / `RAW_BATCHED`): batched frees resolved, frees sent to a per-CPU list or
+    the buddy lists by `release`'s rules."""
+    kind = kind.astype(np.int8).copy()
     pcp_traced = bool(((kind == TAKE).any() and (kind == DRAIN).any()))
     npages = int((pfn + (np.int64(1) << order)).max()) + 1 if len(pfn) else 1
     mask = orders.pcp_orders_mask(release) if pcp_traced else 0
@@ -142,10 +154,12 @@ def load_stream(dataset: Path, release: KernelRelease | None) -> Stream:
         kind[(kind == TAKE) | (kind == DRAIN)] = _DROP
     out = kind != _DROP
     return Stream(
-        kind=kind[out], pfn=pfn[out], order=order[out], migratetype=mt[out],
-        zone_type=zone[out], pclass=pclass[out], ts_ns=ts[out], row=sel[out].astype(np.int64),
-        extfrag=extfrag, batched_ignored=ignored, unplaceable=int(unplaced.sum()),
-        events=table.num_rows, pcp_traced=pcp_traced, release=release)
+        kind=kind[out], pfn=pfn[out].astype(np.int64), order=order[out].astype(np.int64),
+        migratetype=mt[out].astype(np.int64), zone_type=zone[out].astype(np.int64),
+        pclass=pclass[out].astype(np.uint8), ts_ns=ts[out], row=row[out],
+        extfrag=extfrag, batched_ignored=ignored, unplaceable=unplaceable,
+        events=len(kind) if events is None else events, pcp_traced=pcp_traced,
+        release=release)
 
 
 @numba.njit(cache=True)
@@ -163,18 +177,18 @@ def _resolve(kind, pfn, order, npages, pcp_mask):
     for i in range(len(kind)):
         p = pfn[i]
         k = kind[i]
-        if p < 0 or not (k == ALLOC or k == _FREE or k == _BATCHED):
+        if p < 0 or not (k == ALLOC or k == RAW_FREE or k == RAW_BATCHED):
             continue
         n = np.int64(1) << order[i]
         if k == ALLOC:
             freed[p:p + n] = 0
-        elif k == _FREE:
+        elif k == RAW_FREE:
             freed[p:p + n] = 1
         elif freed[p]:
             ignored += 1
             kind[i] = _DROP
         else:
-            kind[i] = _FREE
+            kind[i] = RAW_FREE
             freed[p:p + n] = 1
     nxt = np.full(npages, -1, np.int8)
     for i in range(len(kind) - 1, -1, -1):
@@ -182,7 +196,7 @@ def _resolve(kind, pfn, order, npages, pcp_mask):
         k = kind[i]
         if p < 0 or k == _DROP:
             continue
-        if k == _FREE:
+        if k == RAW_FREE:
             to_pcp = (pcp_mask >> order[i]) & 1 and nxt[p] != TAKE
             kind[i] = FREE_PCP if to_pcp else FREE_BUDDY
         n = np.int64(1) << order[i]

@@ -168,11 +168,6 @@ def parse_pagetypeinfo(text: str) -> PageTypeInfo:
     return PageTypeInfo(types, free, blocks)
 
 
-def pcp_pages(zoneinfo: str) -> dict[str, int]:
-    """Pages on the per-CPU lists per zone (`node/zone`) of a /proc/zoneinfo text."""
-    return {z.key: z.pcp_pages for z in parse_zoneinfo(zoneinfo)}
-
-
 #: What a snapshot directory may call the start and end snapshots: `start-X`/`end-X`
 #: (replay record, sample_traces/capture.sh) or `before.X`/`after.X`; `.txt` allowed.
 SNAPSHOT_WHEN = {"start": ("start-{}", "before.{}"), "end": ("end-{}", "after.{}")}
