@@ -203,6 +203,9 @@ def report(
                          help="Directory of /proc snapshots (start-zoneinfo, end-buddyinfo) "
                               "giving the memory layout and the fidelity check (default: "
                               "the dataset's snapshots/).")] = None,
+    assume_no_thp: Annotated[bool, typer.Option(
+        "--assume-no-thp", help="Assume THP disabled: lift the N >= HPAGE_PMD_ORDER "
+        "constraint (the report says so).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace existing report files "
                                         "(and re-ingest a trace).")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars.")] = False,
@@ -213,7 +216,7 @@ def report(
 
     try:
         options = report_options(max_order, search, policy, bar_policy, min_satisfied,
-                                 snapshots)
+                                 snapshots, assume_no_thp)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     for path in make_report(source, output, options, force=force, quiet=quiet):
