@@ -104,7 +104,7 @@ def test_net_gain_against_the_traced_kernel():
     ok = _rec([_demand(5, 1000, ns_total=100.0)], buddy=buddy, baseline=base)
     g = ok.candidates[0].gain
     assert (g.split_steps_saved, g.merge_steps_saved) == (100, 100)
-    assert g.net_ns == pytest.approx(200 * costs.BUDDY_NS_PER_PAGE - 100.0)
+    assert g.net_ns == pytest.approx(200 * costs.BUDDY_NS_PER_STEP - 100.0)
     assert (g.fallbacks, g.fallbacks_baseline) == (330, 4) and ok.max_order == 5
     loss = _rec([_demand(5, 1000, ns_total=1e9)], buddy=buddy, baseline=base)
     assert loss.max_order is None

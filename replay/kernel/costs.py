@@ -15,16 +15,20 @@ pages migrated into time with them, and states them beside every figure it deriv
 from __future__ import annotations
 
 #: ns per page of a range alloc_contig_pages() took when nothing had to be migrated
-#: (median of the runs without migrations): the price of scanning, isolating and
+#: (median of 13 runs without migrations): the price of scanning, isolating and
 #: preparing one page of a contiguous range. Applied to every page memarea's linear
 #: search inspects, it over-states the search (a page only looked at costs less).
-CONTIG_NS_PER_PAGE = 340.0
-#: extra ns per page migrated out of the range ((run time - pages x CONTIG_NS_PER_PAGE)
-#: / pgmigrate_success delta, over the runs that migrated).
-MIGRATE_NS_PER_PAGE = 2700.0
+CONTIG_NS_PER_PAGE = 341.0
+#: extra ns per page migrated out of the range: (run time - pages x CONTIG_NS_PER_PAGE)
+#: / pgmigrate_success delta, median of the 3 runs that migrated (2.7, 5.0, 5.5 us).
+MIGRATE_NS_PER_PAGE = 5000.0
 #: ns per page of order-9 blocks handed out by the buddy allocator (2 MB pool growth,
-#: median): for scale, the fast path memarea would replace.
-BUDDY_NS_PER_PAGE = 15.5
+#: median of 16 runs). The report values one buddy split or merge step at this
+#: per-page price, the low side of what the measurement allows (a whole order-9
+#: allocation, with at most one split step, costs 512 times this), so the buddy work a
+#: lower N saves is not over-valued against memarea's.
+BUDDY_NS_PER_PAGE = 15.7
+BUDDY_NS_PER_STEP = BUDDY_NS_PER_PAGE
 #: where the figures above come from, printed with them.
 SOURCE = ("measured on Linux 6.18.44 x86-64 by sample_traces/measure_contig_cost.sh "
           "(docs/recommendation.md)")

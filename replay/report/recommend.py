@@ -236,7 +236,7 @@ def _gain(d: CandidateDemand, buddy: dict[str, Any] | None,
     if buddy is not None and baseline is not None:
         split = baseline["split_steps"] - buddy["split_steps"]
         merge = baseline["merge_steps"] - buddy["merge_steps"]
-        saved = (split + merge) * costs.BUDDY_NS_PER_PAGE
+        saved = (split + merge) * costs.BUDDY_NS_PER_STEP
     added = d.cost.ns_total if d.memarea_requests else 0.0
     net = None if saved is None or added is None else saved - added
     return Gain(split, merge, saved, added, net,
