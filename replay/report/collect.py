@@ -185,8 +185,10 @@ def collect(dataset: Path, options: ReportOptions, source: Path | None = None
         classes = named_rows(db, "request_classes", min_order=low + 1)
         buddy = {b["max_order"]: b for b in sweep["buddy"] if not b["baseline"]}
         baseline = next((b for b in sweep["buddy"] if b["baseline"]), None)
+        has_stacks = bool(db.sql("SELECT count(*) FROM stacks").fetchall()[0][0])
         ev = evidence(prov["duration_s"], above(demand["orders"], low, "requests"), low,
-                      touched_share(sweep["fidelity"], inferred), bar)
+                      touched_share(sweep["fidelity"], inferred), bar, has_stacks,
+                      not inferred)
         rec = recommend(by_class, ev, bar, buddy, baseline, options.assume_no_thp)
         cost = cost_distribution(db, options, _cost_order(rec, cands))
     verdicts = {c.max_order: c for c in rec.candidates}

@@ -202,14 +202,15 @@ def constraints(demand: list[CandidateDemand], assume_no_thp: bool) -> list[Cons
 
 
 def evidence(duration_s: float | None, requests: int, above_order: int,
-             touched_share: float | None, bar: Bar) -> Evidence:
+             touched_share: float | None, bar: Bar, has_stacks: bool = False,
+             has_layout: bool = False) -> Evidence:
     """Whether the trace holds the minimum of evidence, and what to record next."""
     missing, record = [], []
     if duration_s is None or duration_s < bar.min_duration_s:
         missing.append(f"the trace spans {_secs(duration_s)} (at least "
                        f"{bar.min_duration_s:g} s needed)")
-        record.append(f"trace at least {bar.min_duration_s:g} s of the workload, with "
-                      "a nanosecond clock")
+        record.append(f"trace at least {bar.min_duration_s:g} s of the workload"
+                      + (" with a nanosecond trace clock" if duration_s is None else ""))
     if requests < bar.min_requests:
         missing.append(f"it holds {requests:,} requests above order {above_order} (at "
                        f"least {bar.min_requests} needed)")
@@ -219,9 +220,12 @@ def evidence(duration_s: float | None, requests: int, above_order: int,
         missing.append(f"it touches {touched_share:.2%} of the zones' pages (at least "
                        f"{bar.min_touched_share:.0%} needed)")
         record.append("trace long enough for the workload to cycle through its memory")
-    if missing:
+    if missing and not has_stacks:
         record.append("record call stacks (perf record -g) so requesters are classed by "
-                      "call path, and /proc snapshots (start-zoneinfo, end-buddyinfo)")
+                      "call path")
+    if missing and not has_layout:
+        record.append("take /proc snapshots (start-zoneinfo, end-buddyinfo) for the "
+                      "memory layout")
     return Evidence(duration_s, requests, above_order, touched_share, not missing, missing,
                     record)
 
