@@ -106,6 +106,8 @@ def test_net_gain_against_the_traced_kernel():
     assert (g.split_steps_saved, g.merge_steps_saved) == (100, 100)
     assert g.net_ns == pytest.approx(200 * costs.BUDDY_NS_PER_STEP - 100.0)
     assert (g.fallbacks, g.fallbacks_baseline) == (330, 4) and ok.max_order == 5
+    assert ("Migratetype fallbacks (claims + steals) in the replay, traced kernel 4: "
+            "N = 5 (pageblock order 5) 330.") in ok.notes
     loss = _rec([_demand(5, 1000, ns_total=1e9)], buddy=buddy, baseline=base)
     assert loss.max_order is None
     assert loss.candidates[0].reasons[0].startswith("net loss: buddy work saved")
@@ -147,6 +149,14 @@ def test_parse_names_keeps_canonical_order():
     assert parse_names("bitmap,linear", SEARCHES, "search") == ("linear", "bitmap")
     with pytest.raises(ValueError, match="unknown search"):
         parse_names("linear,fast", SEARCHES, "search")
+
+
+def test_assume_no_thp_is_an_option_of_the_command_line():
+    assert report_options("3..10", "linear", "migrate", "migrate", 0.99,
+                          assume_no_thp=True).assume_no_thp
+    assert not report_options("3..10", "linear", "migrate", "migrate", 0.99).assume_no_thp
+    r = run_cli("report", "--help")
+    assert r.returncode == 0 and "--assume-no-thp" in r.stdout
 
 
 def test_bar_policy_must_be_swept():

@@ -314,8 +314,21 @@ def recommend(demand: list[CandidateDemand], ev: Evidence, bar: Bar,
                          assume_no_thp, bar.as_dict(), cons, ev, cands,
                          [OBSERVED_NOTE])
     rec.headline = headline(rec, floor)
-    rec.notes += kernel_failure_notes(cands)
+    rec.notes += kernel_failure_notes(cands) + pageblock_notes(cands)
     return rec
+
+
+def pageblock_notes(cands: list[Candidate]) -> list[str]:
+    """The measured effect of pageblock_order = min(9, N) on migratetype fallbacks."""
+    shown = [c for c in cands if c.gain.fallbacks is not None
+             and c.gain.fallbacks_baseline is not None]
+    if not shown:
+        return []
+    base = shown[0].gain.fallbacks_baseline
+    return ["Migratetype fallbacks (claims + steals) in the replay, traced kernel "
+            f"{base:,}: " + ", ".join(f"N = {c.max_order} (pageblock order "
+                                     f"{c.pageblock_order}) {c.gain.fallbacks:,}"
+                                     for c in shown) + "."]
 
 
 def kernel_failure_notes(cands: list[Candidate]) -> list[str]:
@@ -348,7 +361,7 @@ def headline(rec: Recommendation, floor: int) -> str:
     if n is None:
         return f"No candidate max order meets the bar ({rec.reason}){known}."
     c = next(x for x in rec.candidates if x.max_order == n)
-    why = (f"the lowest N tried" if rec.lowest_tried else
+    why = ("the lowest N tried" if rec.lowest_tried else
            f"the lowest the constraints allow ({cons})" if cons and n == floor else
            "the lowest candidate meeting the bar")
     if c.memarea_requests:
