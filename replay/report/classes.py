@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from replay.database import Database
 from replay.kernel import costs
@@ -156,9 +157,10 @@ def class_outcomes(db: Database, max_orders: tuple[int, ...], searches: tuple[st
     seq = u.column("seq").to_numpy().astype(np.int64)
     order = u.column("order").to_numpy().astype(np.int64)
     ts = u.column("ts_ns").to_numpy().astype(np.int64)
-    klass = np.array([_NAMES.index(c) for c in u.column("class").to_pylist()], np.int64)
-    cannot = np.array(u.column("cannot_sleep").to_pylist(), bool)
-    real_failed = np.array(u.column("real_failed").to_pylist(), bool)
+    klass = pc.index_in(u.column("class"), value_set=pa.array(_NAMES)).to_numpy(
+        zero_copy_only=False).astype(np.int64)
+    cannot = u.column("cannot_sleep").to_numpy(zero_copy_only=False).astype(bool)
+    real_failed = u.column("real_failed").to_numpy(zero_copy_only=False).astype(bool)
     pages = np.left_shift(np.int64(1), order)
     contig = _CONTIG[klass] if len(klass) else np.zeros(0, bool)
     sim = _Rows(_memarea_rows(db, "simulated", policy), seq)

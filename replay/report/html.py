@@ -14,8 +14,9 @@ main{max-width:1180px;margin:0 auto;padding:18px 28px 40px}
 h1{font-size:22px;margin:4px 0 2px}h2{font-size:17px;margin:26px 0 8px;
 border-bottom:1px solid #ddd;padding-bottom:3px}h3{font-size:14px;margin:16px 0 6px}
 .sub{color:#555;margin:0 0 12px}
-.verdict{display:grid;grid-template-columns:minmax(300px,1fr) minmax(300px,1fr);gap:18px;
-border:2px solid #4477aa;border-radius:6px;padding:12px 16px;background:#f4f8fc}
+.verdict{border:2px solid #4477aa;border-radius:6px;padding:12px 16px;background:#f4f8fc}
+.top{display:grid;grid-template-columns:minmax(300px,1fr) minmax(300px,1fr);gap:18px}
+a{color:#335}
 .verdict.none{border-color:#cc3311;background:#fdf5f3}
 .big{font-size:16px;font-weight:600;margin:2px 0 6px}
 .grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:10px 24px;align-items:start}
@@ -78,10 +79,12 @@ def render_html(rep: dict[str, Any], plots: dict[str, str]) -> str:
     rec = rep["recommendation"]
     evidence = "".join(f"<li>{escape(e)}</li>" for e in rec["notes"])
     verdict = (
-        f'<div class="verdict {cls}"><div><p class="big">{escape(headline)}</p>'
-        f'<p><b>Bar:</b> {escape(rec["bar"]["text"])}.</p><ul>{evidence}</ul>'
-        f'{_table(t["verdicts"])}{_table(t["constraints"])}</div>'
+        f'<div class="verdict {cls}"><div class="top"><div>'
+        f'<p class="big">{escape(headline)}</p>'
+        f'<p><b>Bar:</b> {escape(rec["bar"]["text"])}.</p><ul>{evidence}</ul></div>'
         f'<figure>{plots.get("success_per_policy", "")}</figure></div>'
+        f'{_table(t["verdicts"])}<h3>{escape(t["constraints"].title)}</h3>'
+        f'{_table(t["constraints"])}</div>'
     )
     caveats = "".join(f"<li>{escape(c)}</li>" for c in rep["caveats"])
     who = "".join(f"<h3>{escape(t[k].title)}</h3>{_table(t[k])}"
