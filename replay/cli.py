@@ -197,8 +197,8 @@ def report(
     bar_policy: Annotated[str, typer.Option("--bar-policy",
                           help="Policy the recommendation's bar judges.")] = "migrate",
     min_satisfied: Annotated[float, typer.Option("--min-satisfied",
-                             help="Share of requests above N memarea must satisfy for the "
-                                  "bar.")] = 0.99,
+                             help="Lowest 95% lower confidence bound of the share of "
+                                  "requests above N memarea must satisfy.")] = 0.99,
     snapshots: Annotated[Optional[Path], typer.Option("--snapshots",
                          help="Directory of /proc snapshots (start-zoneinfo, end-buddyinfo) "
                               "giving the memory layout and the fidelity check (default: "

@@ -47,14 +47,16 @@ class Source:
 
     path: str
     line: int
+    #: the function (or, with `macro`, the macro) the line belongs to
     function: str
+    macro: bool = False
 
     @property
     def url(self) -> str:
         return f"{KERNEL_TREE}/{self.path}?h={KERNEL_TAG}#n{self.line}"
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line} {self.function}()"
+        return f"{self.path}:{self.line} {self.function}{'' if self.macro else '()'}"
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ BY_NAME = {c.name: c for c in CLASSES}
 
 #: Sources cited beside the classes: the constraints and the contiguous path.
 HUGEPAGE_INIT = Source("mm/huge_memory.c", 922, "hugepage_init")
-PAGEBLOCK_ORDER_DEF = Source("include/linux/pageblock-flags.h", 50, "pageblock_order")
+PAGEBLOCK_ORDER_DEF = Source("include/linux/pageblock-flags.h", 50, "pageblock_order",
+                             macro=True)
 HSTATE_IS_GIGANTIC = Source("include/linux/hugetlb.h", 797, "hstate_is_gigantic")
 CONTIG_MIGRATE = Source("mm/page_alloc.c", 6520, "__alloc_contig_migrate_range")
 

@@ -16,11 +16,12 @@ from typing import Any
 
 from replay.database import Database
 from replay.engine.simulate import SIM_DIR, SimOptions, run_sweep
+from replay.kernel.requesters import HPAGE_PMD_ORDER
 from replay.report.demand import named_rows
 from replay.report.options import ReportOptions
 
-#: pageblock_order on x86-64 (HPAGE_PMD_ORDER with 4K pages).
-PAGEBLOCK_ORDER = 9
+#: pageblock_order of the traced kernel on x86-64: HPAGE_PMD_ORDER with 4K pages.
+PAGEBLOCK_ORDER = HPAGE_PMD_ORDER
 #: Unit of each search's cost (DESIGN §6).
 COST_UNITS = {"linear": "pages", "coalesced": "blocks", "bitmap": "words"}
 #: SimOptions fields that change no result (how the sweep runs, not what it computes).
