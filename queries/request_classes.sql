@@ -6,7 +6,8 @@
 -- from the gfp flags, the call path (when the trace has stacks) and the comm; the rules,
 -- and what each class does when its order is unavailable (with the kernel source line),
 -- are replay/kernel/requesters.py. The CASE below is generated from that table
--- (replay.kernel.requesters.sql_case()); a test keeps the two equal.
+-- (replay.kernel.requesters.sql_case()); a test keeps the two equal
+-- (regenerate: python -m tests.test_recommend_classes).
 -- @param min_order INTEGER 4  lowest order classified
 -- Columns:
 --   trace         dataset
@@ -32,7 +33,7 @@ classified AS (
                    THEN 'slab'
                WHEN regexp_matches(coalesce(p.call_path, ''), '\b(alloc_skb_with_frags|skb_page_frag_refill|sk_page_frag_refill|__page_frag_cache_refill|page_frag_alloc\w*)\b')
                    THEN 'network'
-               WHEN regexp_matches(coalesce(p.call_path, ''), '\b(alloc_fresh_hugetlb_folio|alloc_buddy_hugetlb_folio|alloc_surplus_hugetlb_folio|alloc_pool_huge_folio)\b')
+               WHEN regexp_matches(coalesce(p.call_path, ''), '\b(\w*alloc_fresh_hugetlb_folio|alloc_buddy_hugetlb_folio|alloc_surplus_hugetlb_folio|alloc_pool_huge_folio)\b')
                    THEN 'hugetlb'
                WHEN regexp_matches(coalesce(p.call_path, ''), '\b(__filemap_get_folio|filemap_alloc_folio\w*|page_cache_ra_order|ra_alloc_folio)\b')
                    THEN 'pagecache'

@@ -174,7 +174,7 @@ RULES: tuple[Rule, ...] = (
          call_path=r"\b(alloc_skb_with_frags|skb_page_frag_refill|sk_page_frag_refill"
                    r"|__page_frag_cache_refill|page_frag_alloc\w*)\b"),
     Rule("hugetlb", "call path",
-         call_path=r"\b(alloc_fresh_hugetlb_folio|alloc_buddy_hugetlb_folio"
+         call_path=r"\b(\w*alloc_fresh_hugetlb_folio|alloc_buddy_hugetlb_folio"
                    r"|alloc_surplus_hugetlb_folio|alloc_pool_huge_folio)\b"),
     Rule("pagecache", "call path",
          call_path=r"\b(__filemap_get_folio|filemap_alloc_folio\w*|page_cache_ra_order"
