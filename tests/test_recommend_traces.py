@@ -122,7 +122,11 @@ def test_hugetlb_below_pmd_order_goes_the_contiguous_path(ingest_text, tmp_path)
     assert (k["contiguous"], k["fallback"], k["impossible"]) == (60, 0, 0)
     assert k["contiguous_satisfied"] + k["contiguous_failed"] == 60
     assert c["memarea_requests"] == 60 and c["cost"]["requests"] == 60
-    assert c["cost"]["ns_p99"] > 0 and c["cost"]["pages_scanned_p99"] >= 512
+    cost = c["cost"]
+    assert cost["ns_p99"] > 0 and cost["pages_scanned_p99"] >= 512
+    # 60 requests over 12 s: the worst 1 s window holds a share of the total, not all
+    assert cost["ns_total"] / 12 <= cost["worst_window_ns"] < cost["ns_total"]
+    assert cost["observed_ns_p99"] is not None  # shown, as cost evidence only
     # 60 of 60 satisfied is not 99 % at 95 % confidence: Wilson bound 60 / (60 + z^2)
     if k["contiguous_satisfied"] == 60:
         assert c["satisfied_lower_bound"] == pytest.approx(60 / (60 + 1.959964 ** 2))
