@@ -202,12 +202,15 @@ def report(
     bar_policy: Annotated[str, typer.Option("--bar-policy",
                           help="Policy the recommendation's bar judges.")] = "migrate",
     min_satisfied: Annotated[float, typer.Option("--min-satisfied",
-                             help="Share of requests above N memarea must satisfy for the "
-                                  "bar.")] = 0.99,
+                             help="Lowest 95% lower confidence bound of the share of "
+                                  "requests above N memarea must satisfy.")] = 0.99,
     snapshots: Annotated[Optional[Path], typer.Option("--snapshots",
                          help="Directory of /proc snapshots (start-zoneinfo, end-buddyinfo) "
                               "giving the memory layout and the fidelity check (default: "
                               "the dataset's snapshots/).")] = None,
+    assume_no_thp: Annotated[bool, typer.Option(
+        "--assume-no-thp", help="Assume THP disabled: lift the N >= HPAGE_PMD_ORDER "
+        "constraint (the report says so).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace existing report files "
                                         "(and re-ingest a trace).")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars.")] = False,
@@ -218,7 +221,7 @@ def report(
 
     try:
         options = report_options(max_order, search, policy, bar_policy, min_satisfied,
-                                 snapshots)
+                                 snapshots, assume_no_thp)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     for path in make_report(source, output, options, force=force, quiet=quiet):
