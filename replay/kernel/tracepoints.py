@@ -25,14 +25,16 @@ import pyarrow.compute as pc
 def allocation_failed(pfn: pa.ChunkedArray | pa.Array, page: pa.ChunkedArray | pa.Array
                       ) -> np.ndarray:
     """Per event, whether an allocation event says it failed: no pfn and no page."""
-    no_page = pc.or_kleene(pc.is_null(page), pc.equal(page, 0)).fill_null(True)
+    no_page = pc.or_kleene(pc.is_null(page), pc.equal(page, pa.scalar(0, page.type)))
+    no_page = no_page.fill_null(True)
     return pc.and_(pc.is_null(pfn), no_page).to_numpy(zero_copy_only=False)
 
 
 def unplaceable(pfn: pa.ChunkedArray | pa.Array, page: pa.ChunkedArray | pa.Array
                 ) -> np.ndarray:
     """Per event, a page the trace names only by its struct page pointer (no pfn)."""
-    has_page = pc.and_(pc.is_valid(page), pc.not_equal(page, 0)).fill_null(False)
+    has_page = pc.and_(pc.is_valid(page), pc.not_equal(page, pa.scalar(0, page.type)))
+    has_page = has_page.fill_null(False)
     return pc.and_(pc.is_null(pfn), has_page).to_numpy(zero_copy_only=False)
 
 
