@@ -220,15 +220,16 @@ def _type_counts(counts: dict[str, int] | None, pb_total: int) -> np.ndarray:
     return out
 
 
-def _lru_shares(zone: ZoneInfo) -> np.ndarray:
-    """Shares of (anonymous, clean file, dirty file) pages among a zone's LRU pages."""
+def _lru_shares(zone: ZoneInfo) -> np.ndarray | None:
+    """Shares of (anonymous, clean file, dirty file) pages among a zone's LRU pages; None
+    when the zoneinfo has no LRU counters (nothing known: the pages stay pinned)."""
     c = zone.counters
     anon = c.get("nr_zone_inactive_anon", 0) + c.get("nr_zone_active_anon", 0)
     file = c.get("nr_zone_inactive_file", 0) + c.get("nr_zone_active_file", 0)
     dirty = min(c.get("nr_zone_write_pending", 0), file)
     total = anon + file
     if total == 0:
-        return np.array([1.0, 0.0, 0.0])
+        return None
     return np.array([anon, file - dirty, dirty], float) / total
 
 
@@ -254,7 +255,10 @@ def _estimate_classes(pcls: np.ndarray, state: np.ndarray, pb_mt: np.ndarray, lo
     todo = pages[undecided[lo:hi] & (pcls[lo:hi] == pagestate.PINNED)
                  & (state[lo:hi] != W_OUT)]
     movable = pb_mt[todo >> pbo] == migratetypes.MOVABLE
-    shares = np.cumsum(_lru_shares(zone))
+    lru = _lru_shares(zone)
+    if lru is None:
+        return
+    shares = np.cumsum(lru)
     # a deterministic spread (Knuth's multiplicative hash) in the LRU proportions
     u = ((todo.astype(np.uint64) * np.uint64(2654435761)) % np.uint64(1 << 32)) / 2.0 ** 32
     cls = np.where(u < shares[0], pagestate.MOVABLE,
