@@ -188,7 +188,10 @@ class Database:
             rel = self.sql(query, params)
             if rel is None:
                 return Bounded(pa.table({}), False)
-            reader = rel.fetch_record_batch(min(limits.rows or 1 << 16, 1 << 16) + 1)
+            size = min(limits.rows or 1 << 16, 1 << 16) + 1
+            # to_arrow_reader since DuckDB 1.4, fetch_record_batch (now deprecated) before
+            reader = (rel.to_arrow_reader(size) if hasattr(rel, "to_arrow_reader")
+                      else rel.fetch_record_batch(size))
             batches, rows = [], 0
             for batch in reader:
                 batches.append(batch)
