@@ -111,7 +111,8 @@ def test_catalogue_survives_a_restart(served, tmp_path):
     dst = sqlite3.connect(copy / ".catalogue.sqlite")
     src.backup(dst)
     src.close(), dst.close()
-    with TestClient(create_app(ServeConfig(copy, report=SMALL_SWEEP))) as again:
+    app = create_app(ServeConfig(copy, report=SMALL_SWEEP))
+    with TestClient(app, base_url="http://127.0.0.1:8421") as again:
         job = again.get(f"/api/jobs/{answer['job']}").json()
         assert job["state"] == "done"
         origins = {d["id"]: d["origin"] for d in again.get("/api/datasets").json()}
@@ -247,6 +248,29 @@ def test_writes_need_the_token(served):
     assert (data / "tgid").is_dir()
     # reads need none
     assert client.get("/api/datasets", headers=bare).status_code == 200
+
+
+def test_writes_from_another_sites_page_refused(served):
+    client, data, _, _ = served
+    evil = {"Origin": "http://evil.example"}
+    r = client.post("/api/traces", files={"trace": ("x.dat", b"x")}, headers=evil)
+    assert r.status_code == 403
+    assert client.delete("/api/datasets/tgid", headers=evil).status_code == 403
+    assert (data / "tgid").is_dir()
+
+
+def test_without_token_only_loopback_hosts_answered(tmp_path):
+    app = create_app(ServeConfig(tmp_path, report=SMALL_SWEEP))
+    with TestClient(app, base_url="http://127.0.0.1:8421") as client:
+        assert client.get("/api/datasets").status_code == 200
+        for host in ("localhost:8421", "[::1]:8421", "127.0.0.1"):
+            assert client.get("/", headers={"Host": host}).status_code == 200, host
+        # a name rebound to 127.0.0.1 by another site
+        for host in ("evil.example:8421", "evil.example", "[2001:db8::1]:80"):
+            assert client.get("/api/datasets", headers={"Host": host}).status_code == 421
+        # writes need no token here (loopback only)
+        r = client.post("/api/traces", files={"trace": ("empty.dat", b"")})
+        assert r.status_code == 202
 
 
 def test_no_token_binds_loopback_only():

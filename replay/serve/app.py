@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import shutil
-from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import duckdb
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -27,6 +27,7 @@ from replay.serve.catalogue import FINAL, Catalogue, Job
 from replay.serve.compare import compare
 from replay.serve.config import ServeConfig
 from replay.serve.datasets import REPORT_HTML, REPORT_JSON, Datasets, NotFound, provenance
+from replay.serve.guard import LoopbackHostsOnly, bearer_ok, same_origin
 from replay.serve.ids import new_dataset_id, new_job_id, valid_job_id
 from replay.serve.jobs import JobManager
 from replay.serve.upload import UploadError, receive_trace
@@ -48,14 +49,6 @@ class Service:
         self.catalogue = Catalogue(config.data)
         self.jobs = JobManager(config, self.catalogue)
         self.datasets = Datasets(config.data, self.catalogue, config.sql_limits)
-
-    def authorized(self, request: Request) -> bool:
-        """Whether `request` may write: any when there is no token, else a bearer of it."""
-        if self.config.token is None:
-            return True
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), self.config.token.encode())
 
     def close(self) -> None:
         self.jobs.close()
@@ -97,7 +90,9 @@ def create_app(config: ServeConfig) -> Starlette:
 
     def writes(handler: Handler) -> Handler:
         async def run(request: Request) -> Response:
-            if not service.authorized(request):
+            if not same_origin(request):
+                return error("writes from another site's page are refused", 403)
+            if not bearer_ok(request, config.token):
                 resp = error("writes need 'Authorization: Bearer TOKEN'", 401)
                 resp.headers["WWW-Authenticate"] = "Bearer"
                 return resp
@@ -252,8 +247,7 @@ def create_app(config: ServeConfig) -> Starlette:
                 return await handler(request)
             except ReplayError as e:
                 status = 404 if isinstance(e, NotFound) else 400
-                return HTMLResponse(pages.layout("error", f'<p class="error">{pages._e(e)}'
-                                                 "</p>", token_required), status)
+                return HTMLResponse(pages.error_page(str(e), token_required), status)
         return run
 
     @asynccontextmanager
@@ -281,7 +275,8 @@ def create_app(config: ServeConfig) -> Starlette:
         Route("/api/jobs/{id}", guarded(get_job)),
         Route("/api/jobs/{id}/events", guarded(job_events)),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [] if token_required else [Middleware(LoopbackHostsOnly)]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.service = service
     return app
 

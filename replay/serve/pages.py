@@ -41,6 +41,11 @@ def layout(title: str, body: str, token_required: bool) -> str:
 """
 
 
+def error_page(message: str, token_required: bool) -> str:
+    """A page saying what was wrong (an unknown dataset, a missing report)."""
+    return layout("error", f'<p class="error">{_e(message)}</p>', token_required)
+
+
 def _job_row(job: Job) -> str:
     link = (f'<a href="/datasets/{_e(job.dataset)}">{_e(job.dataset)}</a>'
             if job.state == "done" else _e(job.dataset))
