@@ -77,6 +77,24 @@ def test_upload_runs_a_job_to_a_dataset_with_a_report(served):
     assert not any((data / ".uploads").iterdir()) and not any((data / ".staging").iterdir())
 
 
+def test_progress_listener_follows_the_ingest(tmp_path):
+    """The library's hook the jobs' progress comes from: every bar's moves, even quiet."""
+    from replay.progress import progress_listener
+
+    seen = []
+    with progress_listener(lambda d, done, total: seen.append((d, done, total))):
+        ingest(THP, tmp_path / "thp", quiet=True)
+    assert seen[0] == ("ingest ftrace-thp.dat", 0, THP.stat().st_size)
+    done = [n for _, n, _ in seen]
+    # to the end (the trace.dat reader's last position is past it, by 76 bytes here; the
+    # job's worker caps each phase's share at 1)
+    assert done == sorted(done) and done[-1] >= THP.stat().st_size
+    with progress_listener(seen.append):
+        pass
+    ingest(THP, tmp_path / "again", quiet=True)  # outside the block: not told
+    assert len(done) == len(seen)
+
+
 def test_job_progress_as_server_sent_events(served):
     client, _, answer, _ = served
     with client.stream("GET", f"/api/jobs/{answer['job']}/events") as r:

@@ -1,8 +1,8 @@
 """Benchmark: `replay serve` under load, and its upload-to-report time against the CLI.
 
-1. SQL latency: 20 concurrent clients send a query over the `allocs` view back to back,
-   first with the service idle, then while upload jobs (ingest, sweep, report) run one
-   after another; prints p50/p99 latency and throughput of each.
+1. SQL latency: clients send a query over the `allocs` view back to back: one client,
+   then 20 concurrent ones with the service idle, then 20 while upload jobs (ingest,
+   sweep, report) run one after another; prints p50/p99 latency and throughput of each.
 2. Upload to report: the time from the upload's first byte to its job's `done`, against
    `replay report TRACE` (ingest and report in one command) on the same trace with the
    same sweep; prints the medians and the ratio.
@@ -103,11 +103,17 @@ def sql_load(base_url: str, dataset: str, clients: int, stop: threading.Event
     return latencies, errors[0]
 
 
-def show(label: str, latencies: list[float], errors: int, seconds: float) -> None:
-    print(f"{label:<34} {len(latencies):6d} queries  {errors} errors  "
+def timed_load(label: str, base_url: str, clients: int, seconds: float) -> None:
+    """`clients` querying dataset `base` for `seconds`; prints the latencies."""
+    stop = threading.Event()
+    threading.Timer(seconds, stop.set).start()
+    t0 = time.perf_counter()
+    latencies, errors = sql_load(base_url, "base", clients, stop)
+    elapsed = time.perf_counter() - t0
+    print(f"{label:<40} {len(latencies):5d} queries  {errors} errors  "
           f"p50 {percentile(latencies, 50) * 1e3:7.1f} ms  "
           f"p99 {percentile(latencies, 99) * 1e3:7.1f} ms  "
-          f"{len(latencies) / seconds:6.1f} queries/s")
+          f"{len(latencies) / elapsed:6.1f} queries/s")
 
 
 def main() -> None:
@@ -131,13 +137,10 @@ def main() -> None:
         service = Service(data, args.max_order)
         try:
             base_url = str(service.client.base_url)
-            # 1. SQL latency, idle and during jobs
-            stop = threading.Event()
-            timer = threading.Timer(args.seconds, stop.set)
-            t0 = time.perf_counter()
-            timer.start()
-            lat, err = sql_load(base_url, "base", args.clients, stop)
-            show("SQL, service idle", lat, err, time.perf_counter() - t0)
+            # 1. SQL latency: one client, then all of them idle and during jobs
+            timed_load("SQL, one client, service idle", base_url, 1, args.seconds)
+            timed_load(f"SQL, {args.clients} clients, service idle", base_url,
+                       args.clients, args.seconds)
             stop = threading.Event()
             outcomes: list[str] = []
 
@@ -146,13 +149,12 @@ def main() -> None:
                     outcomes.append(service.upload(trace)[0])
 
             uploader = threading.Thread(target=jobs)
-            t0 = time.perf_counter()
             uploader.start()
-            threading.Timer(args.seconds, stop.set).start()
-            lat, err = sql_load(base_url, "base", args.clients, stop)
-            elapsed = time.perf_counter() - t0
+            timed_load(f"SQL, {args.clients} clients, during upload jobs", base_url,
+                       args.clients, args.seconds)
+            stop.set()
             uploader.join()
-            show(f"SQL, during {len(outcomes)} upload jobs", lat, err, elapsed)
+            print(f"  ({len(outcomes)} upload jobs ran)")
             if any(o != "done" for o in outcomes):
                 sys.exit(f"a job failed: {outcomes}")
             # 2. upload to report, against the CLI: alternated, so that load from
