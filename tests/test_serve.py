@@ -122,7 +122,7 @@ def test_datasets_listed_with_provenance_including_those_found_in_dir(served):
 def test_catalogue_survives_a_restart(served, tmp_path):
     client, data, answer, _ = served
     copy = tmp_path / "copy"
-    shutil.copytree(data, copy, ignore=shutil.ignore_patterns(".catalogue.sqlite-*"))
+    shutil.copytree(data, copy, ignore=shutil.ignore_patterns(".catalogue.sqlite-*", ".lock"))
     # the WAL holds recent writes: copy the catalogue through SQLite's backup
     import sqlite3
     src = sqlite3.connect(data / ".catalogue.sqlite")
@@ -135,6 +135,15 @@ def test_catalogue_survives_a_restart(served, tmp_path):
         assert job["state"] == "done"
         origins = {d["id"]: d["origin"] for d in again.get("/api/datasets").json()}
         assert origins[answer["dataset"]] == "upload of ftrace-thp.dat"
+
+
+def test_one_server_per_data_directory(served, tmp_path):
+    with pytest.raises(ServeError, match="another replay serve uses this data directory"):
+        create_app(ServeConfig(served[1], report=SMALL_SWEEP))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ServeError, match="cannot use as the data directory"):
+        create_app(ServeConfig(blocker / "data", report=SMALL_SWEEP))
 
 
 def test_sql_answers_as_duckdb_does_on_the_parquet(served):

@@ -45,7 +45,6 @@ class Service:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        config.data.mkdir(parents=True, exist_ok=True)
         self.catalogue = Catalogue(config.data)
         self.jobs = JobManager(config, self.catalogue)
         self.datasets = Datasets(config.data, self.catalogue, config.sql_limits)

@@ -4,6 +4,7 @@ the catalogue adds where each came from and keeps every job's last state."""
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass
@@ -12,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from replay.dataset import is_dataset
+from replay.serve.config import ServeError
 from replay.serve.ids import valid_dataset_id
 
 CATALOGUE_FILE = ".catalogue.sqlite"
+#: Locked while a server uses the directory.
+LOCK_FILE = ".lock"
 #: Job states; the last two are final.
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 FINAL = (DONE, FAILED)
@@ -60,15 +64,34 @@ class Catalogue:
     def __init__(self, data: Path) -> None:
         self.data = data
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(data / CATALOGUE_FILE, check_same_thread=False,
-                                   isolation_level=None)
-        with self._lock:
+        try:
+            data.mkdir(parents=True, exist_ok=True)
+            # one server per directory: a second would fail the first one's jobs as
+            # left over from a crash, and delete their files
+            self._owner = open(data / LOCK_FILE, "a+")
+        except OSError as e:
+            raise ServeError(f"{data}: cannot use as the data directory: {e.strerror}"
+                             ) from None
+        try:
+            fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._owner.close()
+            raise ServeError(f"{data}: another replay serve uses this data directory"
+                             ) from None
+        try:
+            self._db = sqlite3.connect(data / CATALOGUE_FILE, check_same_thread=False,
+                                       isolation_level=None)
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.executescript(_SCHEMA)
+        except sqlite3.Error as e:
+            self._owner.close()
+            raise ServeError(f"{data / CATALOGUE_FILE}: cannot open the catalogue: {e}"
+                             ) from None
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._owner.close()
 
     def _run(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -108,7 +109,9 @@ class JobManager:
             else:
                 self._update(job, True, state=FAILED, error=error)
         except Exception as e:  # noqa: BLE001 - the job fails, the server stays up
-            self._update(job, True, state=FAILED, error=f"internal error: {e}")
+            traceback.print_exc()
+            message = " ".join(f"internal error: {type(e).__name__}: {e}".split())
+            self._update(job, True, state=FAILED, error=message)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(self.upload_dir(job.id), ignore_errors=True)
@@ -125,6 +128,8 @@ class JobManager:
                                     stderr=log, cwd=trace.parent, env=_worker_env())
         with self._lock:
             self._procs[job.id] = proc
+        if self._closing:  # close() may have looked before the worker was registered
+            proc.kill()
         try:
             proc.stdin.write(pickle.dumps(spec))
             proc.stdin.close()
