@@ -51,7 +51,7 @@ class JobManager:
         for d in (self.uploads, self.staging, self.logs):
             d.mkdir(exist_ok=True)
         self._lock = threading.Lock()
-        self._jobs = {j.id: j for j in catalogue.jobs()}
+        self._jobs = {j.id: j for j in reversed(catalogue.jobs())}  # oldest first
         self._procs: dict[str, subprocess.Popen] = {}
         self._closing = False
         self._pool = ThreadPoolExecutor(config.jobs, thread_name_prefix="replay-job")
@@ -77,8 +77,7 @@ class JobManager:
     def list(self) -> list[Job]:
         """Every job, newest first."""
         with self._lock:
-            return [dataclasses.replace(j) for j in
-                    sorted(self._jobs.values(), key=lambda j: j.created, reverse=True)]
+            return [dataclasses.replace(j) for j in reversed(self._jobs.values())]
 
     def busy(self, dataset: str) -> bool:
         """Whether an unfinished job is making `dataset`."""

@@ -168,6 +168,30 @@ def _section(value: Any) -> str:
     return f"<p>{_cell(value)}</p>"
 
 
+def _orders(demand: Any) -> dict[Any, Any]:
+    """Requests per order from a report's demand, when it lists them (else empty)."""
+    rows = demand.get("orders") if isinstance(demand, dict) else None
+    if not isinstance(rows, list):
+        return {}
+    return {r["order"]: r["requests"] for r in rows
+            if isinstance(r, dict) and "order" in r and "requests" in r}
+
+
+def _headline(result: dict[str, Any]) -> str:
+    """The two recommendations and the requests per order, in one table."""
+    a, b = result["a"], result["b"]
+    orders_a, orders_b = _orders(a["demand"]), _orders(b["demand"])
+    head = f'<tr><th></th><th>{_e(a["dataset"])}</th><th>{_e(b["dataset"])}</th></tr>'
+    rec = ["none" if side["max_order"] is None else side["max_order"] for side in (a, b)]
+    rows = [f'<tr><th>recommended max order</th><td class="num">{_e(rec[0])}</td>'
+            f'<td class="num">{_e(rec[1])}</td></tr>']
+    for order in sorted(set(orders_a) | set(orders_b)):
+        rows.append(f'<tr><th>order {_e(order)} requests</th>'
+                    f'<td class="num">{_cell(orders_a.get(order, 0))}</td>'
+                    f'<td class="num">{_cell(orders_b.get(order, 0))}</td></tr>')
+    return f'<table class="headline"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+
+
 def compare_page(ids: list[str], a: str | None, b: str | None,
                  result: dict[str, Any] | None, error: str | None,
                  token_required: bool) -> str:
@@ -192,5 +216,5 @@ def compare_page(ids: list[str], a: str | None, b: str | None,
                         f'{_e(side["dataset"])}</a></h2><p class="verdict">{verdict}</p>'
                         f'<h3>Demand</h3>{_section(side["demand"])}'
                         f'<h3>Recommendation</h3>{_section(side["recommendation"])}</section>')
-        body += f'<div class="compare">{"".join(cols)}</div>'
+        body += _headline(result) + f'<div class="compare">{"".join(cols)}</div>'
     return layout("compare", body, token_required)
