@@ -1,5 +1,6 @@
 """End to end in a real browser: Playwright drives the system Chromium through the
-service's pages: upload a sample trace, wait for its job, open the report, run SQL."""
+service's pages: upload a sample trace, wait for its job, open the report, run SQL,
+delete the dataset."""
 
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ def test_upload_follow_report_and_query(browser, base_url):
     link = row.locator(".dataset a")
     dataset = link.inner_text()
     assert dataset.startswith("ftrace-thp.dat-")
+    # the datasets table caught up without a reload
+    expect(page.locator(f'#datasets tr[data-dataset="{dataset}"]')).to_contain_text("23,864")
     link.click()
     expect(page).to_have_url(re.compile(rf"/datasets/{re.escape(dataset)}$"))
     expect(page.locator("p.facts")).to_contain_text("23,864 events")
@@ -103,4 +106,11 @@ def test_upload_follow_report_and_query(browser, base_url):
         expect(page.locator("#result table")).to_be_visible()
         page.set_viewport_size({"width": 1280, "height": 1400})
         page.screenshot(path=os.environ["REPLAY_SCREENSHOT"], full_page=False)
+    # delete it from the list
+    page.goto(base_url + "/")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click(f'#datasets button.delete[data-dataset="{dataset}"]')
+    expect(page.locator(f'#datasets tr[data-dataset="{dataset}"]')).to_have_count(0)
+    page.reload()
+    expect(page.locator("#datasets")).to_contain_text("No datasets yet")
     page.close()

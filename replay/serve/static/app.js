@@ -34,12 +34,23 @@ function showJob(row, job) {
   }
 }
 
+// The datasets table as the server renders it now (a job just added a dataset).
+async function refreshDatasets() {
+  const page = new DOMParser().parseFromString(await (await fetch("/")).text(), "text/html");
+  const fresh = page.getElementById("datasets");
+  document.getElementById("datasets").replaceWith(document.adoptNode(fresh));
+  for (const button of document.querySelectorAll("#datasets button.delete")) {
+    button.addEventListener("click", () => remove(button));
+  }
+}
+
 function follow(row) {
   const source = new EventSource("/api/jobs/" + row.dataset.job + "/events");
   source.onmessage = (ev) => {
     const job = JSON.parse(ev.data);
     showJob(row, job);
     if (job.state === "done" || job.state === "failed") source.close();
+    if (job.state === "done") refreshDatasets();
   };
 }
 
@@ -164,7 +175,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("upload");
   if (form) setUpUpload(form);
   for (const row of document.querySelectorAll("tr.job.active")) follow(row);
-  for (const button of document.querySelectorAll("button.delete")) {
+  for (const button of document.querySelectorAll("#datasets button.delete")) {
     button.addEventListener("click", () => remove(button));
   }
   const box = document.getElementById("console");
