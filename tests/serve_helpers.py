@@ -22,6 +22,12 @@ SMALL_SWEEP = ReportOptions(max_orders=(8, 9, 10), searches=("linear",),
 SMALL_SWEEP_ARGS = ("--max-order", "8..10", "--search", "linear", "--policy", "migrate")
 
 
+def leftovers(data: Path) -> list[str]:
+    """What jobs left behind in the data directory: uploads, the ingest's temporary
+    dataset directories."""
+    return sorted(p.name for p in [*(data / ".uploads").iterdir(), *data.glob(".*.tmp-*")])
+
+
 def wait_for_job(get, job: str, poll: float = 0.1) -> list[dict]:
     """Poll `get(job)` (a job's JSON) until it is done or failed; every state seen."""
     seen = []

@@ -20,7 +20,7 @@ from replay.report.make import make_report
 from replay.serve.app import create_app
 from replay.serve.config import ServeConfig, ServeError, check_bind
 from tests.conftest import SAMPLES, run_cli
-from tests.serve_helpers import SMALL_SWEEP, cli_error, wait_for_job
+from tests.serve_helpers import leftovers, SMALL_SWEEP, cli_error, wait_for_job
 
 THP = SAMPLES / "ftrace-thp.dat"
 #: events in ftrace-thp (sample_traces/README.md: `stats.awk` over the text export)
@@ -74,7 +74,7 @@ def test_upload_runs_a_job_to_a_dataset_with_a_report(served):
     html = client.get(f"/datasets/{answer['dataset']}/report")
     assert html.status_code == 200 and html.text.lstrip().lower().startswith("<!doctype")
     # nothing of the job is left besides the dataset
-    assert not any((data / ".uploads").iterdir()) and not any((data / ".staging").iterdir())
+    assert leftovers(data) == []
 
 
 def test_progress_listener_follows_the_ingest(tmp_path):
@@ -259,7 +259,7 @@ def test_pages_render_without_network_assets(served):
     assert client.get("/datasets/nope").status_code == 404
 
 
-@pytest.mark.parametrize("dataset", ["..", ".catalogue.sqlite", ".staging", "a b",
+@pytest.mark.parametrize("dataset", ["..", ".catalogue.sqlite", ".uploads", "a b",
                                      "%2e%2e%2fetc", "tgid%2f..%2f..", "x" * 200])
 def test_dataset_ids_checked_before_paths(served, dataset):
     client = served[0]
@@ -344,7 +344,7 @@ def test_garbage_upload_fails_with_the_readers_one_line_error(served, tmp_path, 
     assert job["error"] == cli_error(path)
     assert client.get("/api/datasets").json() == listed
     assert sorted(p.name for p in data.iterdir()) == before
-    assert not any((data / ".uploads").iterdir()) and not any((data / ".staging").iterdir())
+    assert leftovers(data) == []
     assert client.get(f"/api/datasets/{r.json()['dataset']}").status_code == 404
 
 

@@ -18,8 +18,9 @@ import pytest
 
 from replay.ingestion import ingest
 from replay.serve.catalogue import INTERRUPTED
+from replay.serve.worker import PHASES
 from tests.conftest import ROOT, SAMPLES
-from tests.serve_helpers import wait_for_job
+from tests.serve_helpers import leftovers, wait_for_job
 
 THP = SAMPLES / "ftrace-thp.dat"
 TGID = SAMPLES / "ftrace-tgid.trace.txt.xz"
@@ -59,13 +60,16 @@ def server(data: Path):
         proc.stderr.close()
 
 
-def upload_and_wait_running(client: httpx.Client) -> dict:
+def upload_and_wait(client: httpx.Client, phase: str, progress: float = 0.0) -> dict:
+    """Upload ftrace-thp.dat; return once its job is in `phase`, beyond `progress`."""
     with open(THP, "rb") as f:
         answer = client.post("/api/traces", files={"trace": ("ftrace-thp.dat", f)}).json()
-    while (job := client.get(f"/api/jobs/{answer['job']}").json())["state"] == "queued":
+    while True:
+        job = client.get(f"/api/jobs/{answer['job']}").json()
+        if job["phase"] == phase and job["progress"] > progress:
+            return answer
+        assert job["state"] in ("queued", "running"), job
         time.sleep(0.01)
-    assert job["state"] == "running", job
-    return answer
 
 
 def processes_in(directory: Path) -> list[int]:
@@ -85,7 +89,7 @@ def test_twenty_concurrent_sql_requests_during_a_job(tmp_path):
     data.mkdir()
     ingest(TGID, data / "tgid", quiet=True)
     with server(data) as (proc, client):
-        answer = upload_and_wait_running(client)
+        answer = upload_and_wait(client, "ingest")
         sql = {"sql": "SELECT count(*) FROM events"}
 
         def ask(_: int) -> httpx.Response:
@@ -104,23 +108,26 @@ def test_server_killed_mid_job_restarts_with_the_job_failed(tmp_path):
     data.mkdir()
     ingest(TGID, data / "tgid", quiet=True)
     with server(data) as (proc, client):
-        answer = upload_and_wait_running(client)
+        # killed in the engine's sweep: the dataset is ingested, its report not written,
+        # the worker and the engine's own workers busy
+        answer = upload_and_wait(client, "simulate", PHASES["simulate"][0])
         workdir = data / ".uploads" / answer["job"]
-        while not processes_in(workdir):  # the worker is at work
-            time.sleep(0.01)
+        assert processes_in(workdir)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    # the job's worker dies with the server (PR_SET_PDEATHSIG)
+    assert (data / answer["dataset"] / "meta.json").is_file()
+    assert not (data / answer["dataset"] / "report.json").exists()
+    # the job's worker dies with the server, the engine's workers with it (PR_SET_PDEATHSIG)
     deadline = time.monotonic() + 30
     while processes_in(workdir) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not processes_in(workdir)
-    assert not (data / answer["dataset"]).exists()
     with server(data) as (_, client):
         job = client.get(f"/api/jobs/{answer['job']}").json()
         assert (job["state"], job["error"]) == ("failed", INTERRUPTED)
         assert [d["id"] for d in client.get("/api/datasets").json()] == ["tgid"]
         r = client.get(f"/api/datasets/{answer['dataset']}")
         assert r.status_code == 404
+    # what the job had written is gone
     assert sorted(p.name for p in data.iterdir() if not p.name.startswith(".")) == ["tgid"]
-    assert not any((data / ".uploads").iterdir()) and not any((data / ".staging").iterdir())
+    assert leftovers(data) == []

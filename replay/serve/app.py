@@ -175,7 +175,10 @@ def create_app(config: ServeConfig) -> Starlette:
         except BaseException:
             await run_in_threadpool(_remove, directory)
             raise
-        job = Job(job_id, new_dataset_id(received.filename), received.filename)
+        dataset = new_dataset_id(received.filename)
+        while (config.data / dataset).exists() or service.jobs.busy(dataset):
+            dataset = new_dataset_id(received.filename)
+        job = Job(job_id, dataset, received.filename)
         service.jobs.submit(job, received.path)
         return json_response({"dataset": job.dataset, "job": job.id}, 202)
 

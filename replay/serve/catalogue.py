@@ -127,10 +127,14 @@ class Catalogue:
 
     def datasets(self) -> dict[str, tuple[str, str]]:
         """Dataset id -> (added, origin), after syncing with the directories of DIR:
-        dataset directories put there by hand join, vanished ones leave."""
+        dataset directories put there by hand join, vanished ones leave; those of jobs
+        not yet done are not listed."""
         known = {r[0]: (r[1], r[2]) for r in self._run("SELECT * FROM datasets")}
+        making = {r[0] for r in self._run("SELECT dataset FROM jobs WHERE state IN (?, ?)",
+                                          (QUEUED, RUNNING))}
         present = {p.name for p in self.data.iterdir()
-                   if valid_dataset_id(p.name) and p.is_dir() and is_dataset(p)}
+                   if valid_dataset_id(p.name) and p.name not in making and p.is_dir()
+                   and is_dataset(p)}
         for gone in set(known) - present:
             self.remove_dataset(gone)
             del known[gone]

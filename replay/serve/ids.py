@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 
 #: A dataset id is a directory name: letters, digits, `.`, `_`, `-`, not starting with
-#: `.` (hidden entries are the service's own: the catalogue, uploads, staging).
+#: `.` (hidden entries are the service's own: the catalogue, uploads, logs).
 DATASET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 JOB_ID = re.compile(r"[0-9a-f]{16}")
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")

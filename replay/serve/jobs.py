@@ -1,5 +1,9 @@
 """Background jobs: a bounded pool of threads, each driving one worker process
-(`replay.serve.worker`) from upload to report, its state kept in the catalogue."""
+(`replay.serve.worker`) from upload to report, its state kept in the catalogue.
+
+A job writes its dataset where it will stay, DIR/ID (so the report names that
+directory); the catalogue lists it only once the job is done, and a job that fails, or
+that a stopped server left unfinished, has its dataset directory removed."""
 
 from __future__ import annotations
 
@@ -21,7 +25,6 @@ from replay.serve.config import ServeConfig
 from replay.serve.worker import Spec
 
 UPLOADS_DIR = ".uploads"
-STAGING_DIR = ".staging"
 LOGS_DIR = ".logs"
 #: Seconds between saves of a running job's progress to the catalogue.
 SAVE_EVERY = 1.0
@@ -41,14 +44,12 @@ class JobManager:
     def __init__(self, config: ServeConfig, catalogue: Catalogue) -> None:
         self.config = config
         self.catalogue = catalogue
-        data = config.data
-        self.uploads, self.staging, self.logs = (data / UPLOADS_DIR, data / STAGING_DIR,
-                                                 data / LOGS_DIR)
+        self.uploads, self.logs = config.data / UPLOADS_DIR, config.data / LOGS_DIR
         # Jobs a previous server left unfinished failed with it; their files go.
-        catalogue.fail_unfinished()
-        for d in (self.uploads, self.staging):
-            shutil.rmtree(d, ignore_errors=True)
-        for d in (self.uploads, self.staging, self.logs):
+        for job in catalogue.fail_unfinished():
+            self._remove_output(job)
+        shutil.rmtree(self.uploads, ignore_errors=True)
+        for d in (self.uploads, self.logs):
             d.mkdir(exist_ok=True)
         self._lock = threading.Lock()
         self._jobs = {j.id: j for j in reversed(catalogue.jobs())}  # oldest first
@@ -92,34 +93,38 @@ class JobManager:
         if save:
             self.catalogue.save_job(job)
 
+    def _remove_output(self, job: Job) -> None:
+        """Remove what an unfinished job wrote: its dataset directory and the ingest's
+        temporary one beside it."""
+        data = self.config.data
+        for path in (data / job.dataset, *data.glob(f".{job.dataset}.tmp-*")):
+            shutil.rmtree(path, ignore_errors=True)
+
     def _run(self, job: Job, trace: Path) -> None:
-        staging = self.staging / job.id
         try:
             if self._closing:
                 return
             self._update(job, True, state=RUNNING, phase="ingest")
-            staging.mkdir()
-            error = self._work(job, trace, staging / job.dataset)
+            error = self._work(job, trace, self.config.data / job.dataset)
             if error is None:
-                # complete: into the data directory in one rename, then listed
-                os.rename(staging / job.dataset, self.config.data / job.dataset)
                 self.catalogue.add_dataset(job.dataset, f"upload of {job.filename}")
                 self._update(job, True, state=DONE, phase=None, progress=1.0)
             else:
+                self._remove_output(job)
                 self._update(job, True, state=FAILED, error=error)
         except Exception as e:  # noqa: BLE001 - the job fails, the server stays up
             traceback.print_exc()
+            self._remove_output(job)
             message = " ".join(f"internal error: {type(e).__name__}: {e}".split())
             self._update(job, True, state=FAILED, error=message)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(self.upload_dir(job.id), ignore_errors=True)
 
     def _work(self, job: Job, trace: Path, out: Path) -> str | None:
         """Run the worker process; None when it succeeded, else its one-line error."""
         # The worker runs in the upload's directory and names the trace as the client did,
         # so its errors read as the command line's on that file (`x.png: binary file ...`).
-        spec = Spec(Path(trace.name), out.resolve(), self.config.report, os.getpid())
+        spec = Spec(Path(trace.name), out.absolute(), self.config.report, os.getpid())
         log_path = self.logs / f"{job.id}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "replay.serve.worker"],
@@ -163,4 +168,5 @@ class JobManager:
         for proc in procs:
             proc.kill()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self.catalogue.fail_unfinished()
+        for job in self.catalogue.fail_unfinished():
+            self._remove_output(job)

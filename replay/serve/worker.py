@@ -5,7 +5,8 @@ stdin. It speaks JSON lines on stdout: `{"phase": ..., "progress": ...}` as the 
 progress bars advance, then `{"done": true}` or `{"error": ONE_LINE}` (the message the
 command line would print). A process of its own keeps the server answering while the
 engine computes, lets the engine fork its own workers from a single-threaded process,
-and dies with the server (PR_SET_PDEATHSIG), so a killed server leaves no job running.
+and dies with the server (PR_SET_PDEATHSIG), its forked children with it, so a killed
+server leaves no job running.
 """
 
 from __future__ import annotations
@@ -73,11 +74,19 @@ class Progress:
             self.send(phase=phase, progress=round(progress, 4))
 
 
+def _kill_with_parent() -> None:
+    """Have the kernel kill this process when its parent (the thread that forked it)
+    ends."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _die_with_parent(parent: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    """Die with the server, and have every process forked from here (the engine's
+    sweep workers) die with this one: an orphan would wait for work forever."""
+    _kill_with_parent()
     if os.getppid() != parent:  # the server died before prctl took effect
         os._exit(1)
+    os.register_at_fork(after_in_child=_kill_with_parent)
 
 
 def run(spec: Spec, progress: Progress) -> None:
