@@ -34,6 +34,8 @@ from replay.serve.upload import UploadError, receive_trace
 
 #: Seconds between looks at a job's state for its event stream.
 EVENT_POLL = 0.2
+#: Bytes of multipart framing allowed around the file when a request declares its length.
+FRAMING = 1 << 16
 
 
 class BadRequest(ReplayError):
@@ -162,7 +164,7 @@ def create_app(config: ServeConfig) -> Starlette:
 
     async def upload(request: Request) -> Response:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > config.max_upload + (1 << 16):
+        if declared and declared.isdigit() and int(declared) > config.max_upload + FRAMING:
             return error(f"upload larger than the limit of {config.max_upload} bytes", 413)
         job_id = new_job_id()
         directory = service.jobs.upload_dir(job_id)
