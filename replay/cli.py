@@ -323,6 +323,47 @@ def stat(
         typer.echo(page_stat(db, kernel=kernel), nl=False)
 
 
+@app.command()
+def serve(
+    data: Annotated[Path, typer.Option("--data", help="Directory of the datasets and the "
+                                       "service's catalogue (made if missing).")] = Path("."),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (beyond loopback "
+                                      "only with a token).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8421,
+    token_file: Annotated[Optional[Path], typer.Option("--token-file",
+                          help="File whose first line is the token uploads and deletes "
+                               "need (default: $REPLAY_TOKEN; none: writes open, loopback "
+                               "only).")] = None,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1,
+                    help="Uploads ingested and reported at once.")] = 1,
+    max_upload_mib: Annotated[int, typer.Option("--max-upload", min=1,
+                              help="Largest upload accepted, in MiB.")] = 4096,
+    sql_seconds: Annotated[float, typer.Option("--sql-timeout", min=0.001,
+                           help="Seconds a SQL query may run.")] = 30.0,
+    sql_rows: Annotated[int, typer.Option("--sql-rows", min=1,
+                        help="Rows a SQL answer holds at most.")] = 10_000,
+    max_order: Annotated[str, typer.Option("--max-order",
+                         help="Each upload's report: candidate max orders.")] = "3..10",
+    search: Annotated[str, typer.Option("--search", help="Each upload's report: memarea "
+                                        "searches.")] = "linear,coalesced,bitmap",
+    policy: Annotated[str, typer.Option("--policy", help="Each upload's report: memarea "
+                                        "policies (the bar judges migrate, else the last).")
+                      ] = "free,reclaim,migrate",
+) -> None:
+    """Serve the datasets over HTTP: upload traces, read reports, run SQL, compare."""
+    from replay.database import Limits
+    from replay.serve.config import ServeConfig, read_token, sweep_options
+    from replay.serve.server import run as run_server
+
+    try:
+        options = sweep_options(max_order, search, policy)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    config = ServeConfig(data.resolve(), read_token(token_file), jobs, max_upload_mib << 20,
+                         Limits(sql_seconds, sql_rows), options)
+    run_server(config, host, port)
+
+
 def main() -> None:
     """Entry point: run the app, turning library errors into one-line messages."""
     try:

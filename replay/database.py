@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -106,12 +107,33 @@ def _empty_stacks() -> str:
     return f"SELECT {cols}, CAST(NULL AS VARCHAR) AS trace WHERE false"
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one query: seconds before it is interrupted, rows returned at most."""
+
+    seconds: float | None = None
+    rows: int | None = None
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """A result within `Limits`: `truncated` when the query had more rows than returned."""
+
+    table: pa.Table
+    truncated: bool
+
+
 class Database:
     """Opened datasets: `sql()` runs a read-only query and returns a DuckDB relation."""
 
     def __init__(self, datasets: list[Dataset], con: duckdb.DuckDBPyConnection) -> None:
         self.datasets = datasets
         self.con = con
+
+    def cursor(self) -> Database:
+        """The same datasets over a new connection to the same DuckDB (its views and
+        restrictions): one per thread, since a connection runs one query at a time."""
+        return Database(self.datasets, self.con.cursor())
 
     @property
     def traces(self) -> list[str]:
@@ -124,7 +146,7 @@ class Database:
         try:
             statements = duckdb.extract_statements(query)
         except duckdb.Error as e:
-            raise QueryError(f"{_first_line(e)} in: {_one_line(query)}") from None
+            raise _query_error(e, query) from None
         for st in statements:
             if st.type not in _READ_ONLY:
                 raise QueryError(f"only queries can run (datasets are read-only), "
@@ -134,7 +156,7 @@ class Database:
                 return self.con.sql(query, params=params)
             return self.con.sql(query)
         except duckdb.Error as e:
-            raise QueryError(f"{_first_line(e)} in: {_one_line(query)}") from None
+            raise _query_error(e, query) from None
 
     def query(self, name: str, params: Mapping[str, str | None] | None = None
               ) -> duckdb.DuckDBPyRelation:
@@ -152,7 +174,43 @@ class Database:
             # DuckDB 1.4+ hands out a stream, earlier versions a table.
             return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
         except duckdb.Error as e:
-            raise QueryError(f"{_first_line(e)} in: {_one_line(query)}") from None
+            raise _query_error(e, query) from None
+
+    def fetch_bounded(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None,
+                      limits: Limits) -> Bounded:
+        """The result of `query` within `limits`: interrupted after `limits.seconds`
+        (a `QueryError`), cut after `limits.rows` rows."""
+        timer = None
+        if limits.seconds is not None:
+            timer = threading.Timer(limits.seconds, self.con.interrupt)
+            timer.daemon = True
+            timer.start()
+        try:
+            rel = self.sql(query, params)
+            if rel is None:
+                return Bounded(pa.table({}), False)
+            size = min(limits.rows or 1 << 16, 1 << 16) + 1
+            # to_arrow_reader since DuckDB 1.4, fetch_record_batch (now deprecated) before
+            reader = (rel.to_arrow_reader(size) if hasattr(rel, "to_arrow_reader")
+                      else rel.fetch_record_batch(size))
+            batches, rows = [], 0
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if limits.rows is not None and rows > limits.rows:
+                    break
+            table = pa.Table.from_batches(batches, reader.schema)
+        except duckdb.InterruptException:
+            raise QueryError(f"stopped after the time limit of {limits.seconds:g} s: "
+                             f"{_one_line(query)}") from None
+        except duckdb.Error as e:
+            raise _query_error(e, query) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if limits.rows is not None and table.num_rows > limits.rows:
+            return Bounded(table.slice(0, limits.rows), True)
+        return Bounded(table, False)
 
     def fetch_query(self, name: str, params: Mapping[str, str | None] | None = None
                     ) -> pa.Table:
@@ -180,6 +238,14 @@ def _named(name: str, params: Mapping[str, str | None] | None) -> tuple[str, dic
 
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _query_error(e: Exception, query: str) -> QueryError:
+    """DuckDB's error as a one-line QueryError naming the query; its further lines (a
+    "Did you mean", the caret under the error's position) as the hint."""
+    lines = str(e).strip().splitlines()
+    return QueryError(f"{_first_line(e)} in: {_one_line(query)}",
+                      "\n".join(lines[1:]).strip("\n"))
 
 
 def _union(parts: Iterable[str]) -> str:
