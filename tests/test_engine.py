@@ -14,7 +14,7 @@ from replay.engine.simulated import new_state
 from replay.engine.stream import ALLOC, RAW_BATCHED, RAW_FREE, _resolve
 from replay.engine.sweep import run_configs
 from replay.engine.validate import ValidationError, validate_buddy
-from replay.kernel.pagestate import BUDDY, MOVABLE, PINNED
+from replay.kernel.pagestate import BUDDY, MOVABLE, OUTSIDE, PINNED
 from tests.engine_streams import ANON, KERNEL, READAHEAD, SLAB, WRITE, context, make_stream, \
     random_ops, snapshots, zone
 
@@ -296,3 +296,23 @@ def test_a_dirty_page_cache_run_is_reclaimed_after_a_writeback():
     assert OUTCOMES[reclaim.out[-1]] == "memarea_reclaim" and int(reclaim.reclaimed[-1]) == 3
     c = dict(zip(COUNTERS, reclaim.counters.tolist()))
     assert c["pages_written_back"] == 2
+
+
+def test_memory_onlined_during_the_trace_joins_the_world_at_its_free():
+    """The end zoneinfo manages 1024 pages more than the start: the max-order free of a
+    never-seen block is memory being onlined (__free_pages_core), not a pre-trace page."""
+    from dataclasses import replace
+
+    from replay.engine.context import build_context
+    from replay.engine.options import SimOptions
+
+    start = zone(0, 2048, managed=1024)
+    snaps = replace(snapshots(start), end_zoneinfo=[zone(0, 2048, managed=2048)])
+    ops = [("alloc", 0, 0, KERNEL), ("free", 0, 0), ("free", 1024, 10)]
+    ctx = build_context(make_stream(ops), snaps, SimOptions())
+    w = ctx.world
+    assert w.online_pages == 1024 and int(w.world_pages[0]) == 1024
+    assert (w.pcls[1024:2048] == OUTSIDE).all()  # not in the world until onlined
+    (base,) = run_configs(ctx, [("simulated", 10, "none", "none")], quiet=True)
+    assert int(base.end_blocks[0][10]) >= 1  # the onlined block is free at the end
+    assert dict(zip(COUNTERS, base.counters.tolist()))["online_pages"] == 1024
