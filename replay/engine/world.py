@@ -236,8 +236,8 @@ def _lru_shares(zone: ZoneInfo) -> np.ndarray | None:
 def _estimate_classes(pcls: np.ndarray, state: np.ndarray, pb_mt: np.ndarray, lo: int,
                       hi: int, zone: ZoneInfo, types: dict[str, int] | None,
                       undecided: np.ndarray) -> None:
-    """Type the zone's untyped pageblocks in pagetypeinfo's proportions (lowest pfns
-    unmovable and reclaimable first), and class the allocated pages they hold."""
+    """Type the zone's untyped pageblocks in pagetypeinfo's proportions (the fullest ones
+    unmovable and reclaimable), and class the allocated pages they hold."""
     pbo = orders.HPAGE_PMD_ORDER
     b0, b1 = lo >> pbo, (hi - 1 >> pbo) + 1
     world_blocks = [b for b in range(b0, b1)
@@ -246,7 +246,12 @@ def _estimate_classes(pcls: np.ndarray, state: np.ndarray, pb_mt: np.ndarray, lo
     have = np.bincount(pb_mt[world_blocks][pb_mt[world_blocks] >= 0],
                        minlength=migratetypes.PCPTYPES)
     need = np.maximum(want - have[:migratetypes.PCPTYPES], 0)
-    untyped = [b for b in world_blocks if pb_mt[b] < 0]
+    untyped = np.array([b for b in world_blocks if pb_mt[b] < 0], np.int64)
+    # kernel pageblocks are densely used: the fullest untyped blocks take the unmovable
+    # and reclaimable types, the movable ones keep the free pages
+    free = np.array([int((pcls[max(lo, b << pbo):min(hi, (b + 1) << pbo)]
+                          == pagestate.BUDDY).sum()) for b in untyped], np.int64)
+    untyped = untyped[np.argsort(free, kind="stable")]
     fill = ([migratetypes.UNMOVABLE] * int(need[0]) + [migratetypes.RECLAIMABLE] * int(need[2]))
     for b, mt in zip(untyped, fill + [migratetypes.MOVABLE] * len(untyped)):
         pb_mt[b] = mt
@@ -392,11 +397,14 @@ def _online(stream: Stream, kind: np.ndarray, layout: Layout, snaps: Snapshots) 
 
 
 def _traced_pageblocks(stream: Stream, kind: np.ndarray, pb_mt: np.ndarray) -> None:
-    """A pageblock the trace allocates in takes the type of its first allocation there."""
-    sel = np.flatnonzero(((kind == ALLOC) | (kind == TAKE)) & (stream.pfn >= 0))
-    blocks = stream.pfn[sel] >> orders.HPAGE_PMD_ORDER
-    uniq, first = np.unique(blocks, return_index=True)
-    pb_mt[uniq] = stream.migratetype[sel[first]]
+    """A pageblock the trace takes blocks from gets the free list type of its first TAKE
+    (mm_page_alloc_zone_locked names the list it took from, the pageblock's type since
+    6.10's freelist hygiene); a pageblock with no TAKE, that of its first allocation."""
+    for which in (ALLOC, TAKE):  # TAKE last: it overrides
+        sel = np.flatnonzero((kind == which) & (stream.pfn >= 0))
+        blocks = stream.pfn[sel] >> orders.HPAGE_PMD_ORDER
+        uniq, first = np.unique(blocks, return_index=True)
+        pb_mt[uniq] = stream.migratetype[sel[first]]
 
 
 def _seeded_pageblock_types(head: np.ndarray, pb_mt: np.ndarray, snaps: Snapshots,
