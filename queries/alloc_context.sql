@@ -18,7 +18,7 @@ SELECT trace, "order",
        alloc_context(gfp_flags, context) AS context,
        count(*) AS requests,
        sum(pages("order"))::BIGINT AS pages,
-       count(*) FILTER (WHERE pfn IS NULL AND page IS NULL) AS failed
+       count(*) FILTER (WHERE alloc_failed(pfn, page)) AS failed
 FROM events
 WHERE event = 'mm_page_alloc' AND "order" >= $min_order
 GROUP BY trace, "order", alloc_context(gfp_flags, context)

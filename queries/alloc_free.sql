@@ -23,7 +23,7 @@ WITH kinds AS (
     UNION ALL
     SELECT trace, 'failed', count(*), sum(pages("order"))::BIGINT
     FROM events
-    WHERE event = 'mm_page_alloc' AND pfn IS NULL AND page IS NULL
+    WHERE event = 'mm_page_alloc' AND alloc_failed(pfn, page)
     GROUP BY ALL
 )
 SELECT d.trace, k.kind, coalesce(c.requests, 0) AS requests, coalesce(c.pages, 0) AS pages

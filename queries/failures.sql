@@ -16,6 +16,6 @@ SELECT trace, "order", gfp_flags, comm,
        min(ts_ns) AS first_ts_ns,
        max(ts_ns) AS last_ts_ns
 FROM events
-WHERE event = 'mm_page_alloc' AND pfn IS NULL AND page IS NULL
+WHERE event = 'mm_page_alloc' AND alloc_failed(pfn, page)
 GROUP BY trace, "order", gfp_flags, comm
 ORDER BY trace, "order" DESC, failed DESC, gfp_flags, comm;

@@ -16,7 +16,7 @@ SELECT trace,
        sum(pages("order"))::BIGINT AS pages,
        min("order") AS min_order,
        max("order") AS max_order,
-       count(*) FILTER (WHERE pfn IS NULL AND page IS NULL) AS failed
+       count(*) FILTER (WHERE alloc_failed(pfn, page)) AS failed
 FROM events
 WHERE event = 'mm_page_alloc' AND "order" >= $min_order
 GROUP BY trace, gfp_flags

@@ -17,7 +17,7 @@ SELECT trace,
        "order",
        count(*) AS requests,
        sum(pages("order"))::BIGINT AS pages,
-       count(*) FILTER (WHERE event = 'mm_page_alloc' AND pfn IS NULL AND page IS NULL)
+       count(*) FILTER (WHERE event = 'mm_page_alloc' AND alloc_failed(pfn, page))
            AS failed
 FROM events
 WHERE "order" IS NOT NULL

@@ -15,7 +15,7 @@
 WITH a AS (
     SELECT trace, pid, comm, count(*) AS requests, sum(pages("order"))::BIGINT AS pages,
            max("order") AS max_order,
-           count(*) FILTER (WHERE pfn IS NULL AND page IS NULL) AS failed
+           count(*) FILTER (WHERE alloc_failed(pfn, page)) AS failed
     FROM events
     WHERE event = 'mm_page_alloc' AND "order" >= $min_order
     GROUP BY trace, pid, comm

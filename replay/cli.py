@@ -145,15 +145,16 @@ def simulate(
                      help="Run alignment in pages (default: the request size).")] = 0,
     offset: Annotated[int, typer.Option("--offset",
                       help="Run offset: runs start at s with s % align == offset.")] = 0,
-    unknown: Annotated[str, typer.Option("--unknown",
-                       help="Pages never seen in the trace: allocated or free.")] =
-        "allocated",
     zoneinfo: Annotated[Optional[Path], typer.Option("--zoneinfo",
                         help="/proc/zoneinfo snapshot giving the zones (default: the "
                              "dataset's snapshots/start-zoneinfo, else inferred).")] = None,
     snapshots: Annotated[Optional[Path], typer.Option("--snapshots",
-                         help="Directory of /proc snapshots (start-zoneinfo, "
-                              "end-buddyinfo; default DATASET/snapshots).")] = None,
+                         help="Directory of /proc snapshots (start-X/end-X or "
+                              "before.X/after.X, X = zoneinfo, buddyinfo, pagetypeinfo, "
+                              "meminfo; .txt allowed; default DATASET/snapshots).")] = None,
+    kernel: Annotated[Optional[str], typer.Option("--kernel",
+                      help="The traced kernel's release when the dataset does not say "
+                           "(picks the kernel's rules, e.g. 6.1).")] = None,
     check: Annotated[bool, typer.Option("--check",
                      help="Validate the simulator's invariants at every sample (slow).")]
         = False,
@@ -162,8 +163,9 @@ def simulate(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Replay a dataset through the buddy + memarea model; write DATASET/sim/*.parquet."""
-    from replay.engine.report import print_summary
-    from replay.engine.simulate import SimOptions, run_sweep
+    from replay.engine.options import OptionError, SimOptions
+    from replay.engine.simulate import run_sweep
+    from replay.engine.summary import print_summary
     from replay.report.options import parse_orders
 
     try:
@@ -173,9 +175,12 @@ def simulate(
     options = SimOptions(
         max_orders=max_orders, searches=_names(search),
         policies=_names(policy), modes=_names(mode), align=align, offset=offset,
-        unknown=unknown, zoneinfo=str(zoneinfo) if zoneinfo else None,
-        snapshots=str(snapshots) if snapshots else None, check=check, jobs=jobs)
-    options.validate()
+        zoneinfo=str(zoneinfo) if zoneinfo else None,
+        snapshots=str(snapshots) if snapshots else None, kernel=kernel, check=check, jobs=jobs)
+    try:
+        options.validate()
+    except OptionError as e:
+        raise typer.BadParameter(str(e)) from None
     summary = run_sweep(dataset, options, quiet=quiet)
     print_summary(summary)
 
@@ -197,12 +202,15 @@ def report(
     bar_policy: Annotated[str, typer.Option("--bar-policy",
                           help="Policy the recommendation's bar judges.")] = "migrate",
     min_satisfied: Annotated[float, typer.Option("--min-satisfied",
-                             help="Share of requests above N memarea must satisfy for the "
-                                  "bar.")] = 0.99,
+                             help="Lowest 95% lower confidence bound of the share of "
+                                  "requests above N memarea must satisfy.")] = 0.99,
     snapshots: Annotated[Optional[Path], typer.Option("--snapshots",
                          help="Directory of /proc snapshots (start-zoneinfo, end-buddyinfo) "
                               "giving the memory layout and the fidelity check (default: "
                               "the dataset's snapshots/).")] = None,
+    assume_no_thp: Annotated[bool, typer.Option(
+        "--assume-no-thp", help="Assume THP disabled: lift the N >= HPAGE_PMD_ORDER "
+        "constraint (the report says so).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace existing report files "
                                         "(and re-ingest a trace).")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars.")] = False,
@@ -213,7 +221,7 @@ def report(
 
     try:
         options = report_options(max_order, search, policy, bar_policy, min_satisfied,
-                                 snapshots)
+                                 snapshots, assume_no_thp)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     for path in make_report(source, output, options, force=force, quiet=quiet):

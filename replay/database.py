@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from replay.dataset import EVENTS_FILE, SNAPSHOTS_DIR, STACKS_FILE, read_meta
 from ingest.errors import InputError, QueryError
+from replay.kernel.sql import kernel_macros
 from ingest.schema import CONTEXT_HARDIRQ, CONTEXT_NMI, CONTEXT_SOFTIRQ, STACKS
 
 #: Internal view scripts in `queries/`, run in this order once the base views exist.
@@ -324,5 +325,6 @@ def _define_views(con: duckdb.DuckDBPyConnection, datasets: list[Dataset]) -> No
     # The context bits come from the schema, the one place they are defined.
     irq = CONTEXT_HARDIRQ | CONTEXT_SOFTIRQ | CONTEXT_NMI
     con.execute(f"CREATE MACRO context_irq_bits() AS {irq:d}")
+    con.execute(kernel_macros())
     for script in VIEW_SCRIPTS:
         con.execute(resources.files("queries").joinpath(script).read_text())

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from replay.report.recommend import Bar, recommend
+from dataclasses import asdict
+
+from replay.engine.fidelity import Fidelity, Pair, ZoneFidelity
+
+from replay.kernel.requesters import BY_NAME
+from replay.report.classes import CandidateDemand, ClassOutcome, Cost
+from replay.report.recommend import Bar, evidence, recommend
+
+
+def _demand(n: int, above: int) -> CandidateDemand:
+    """hugetlb order-9 requests above N go to memarea (all satisfied); none else."""
+    contiguous = above if n < 9 else 0
+    hugetlb = ClassOutcome("hugetlb", BY_NAME["hugetlb"].title, "contiguous", 13, 13 << 9,
+                           13 - contiguous, 0, 0, 0, contiguous, contiguous, 0, 0, 0)
+    cost = Cost("linear", contiguous, 900.0 * n, 5.0, 900.0 * n * 340, 1e5 * contiguous,
+                2e5, 0.0, 0, 800.0 * n * 340)
+    return CandidateDemand(n, [hugetlb], "linear", contiguous, contiguous, 0, cost)
 
 
 def fixture_report() -> dict:
@@ -32,10 +48,14 @@ def fixture_report() -> dict:
                                                if c["policy"] == p) for p in policies},
                      "pages_above": req << 4, "false_failures": 0,
                      "split_steps_saved": 10 * (10 - n), "merge_steps_saved": 10 * (10 - n)})
-    rec = recommend(candidates, bar)
-    rec["evidence"] = ["15 requests above 5 in 0.37 s (40/s)", "none cannot sleep"]
-    for r, v in zip(rows, rec["verdicts"]):
-        r["meets"] = v["meets"]
+    baseline = {"split_steps": 1000, "merge_steps": 900, "fallbacks": 1}
+    buddy = {n: {"split_steps": 900 + 10 * n, "merge_steps": 800 + 10 * n, "fallbacks": 1}
+             for n in above}
+    rec = recommend([_demand(n, min(req, 13)) for n, req in above.items()],
+                    evidence(37.0, 80, 3, None, bar), bar, buddy, baseline)
+    for r, v in zip(rows, rec.candidates):
+        r.update(meets=v.meets, satisfied_lower_bound=v.satisfied_lower_bound,
+                 memarea_requests=v.memarea_requests, impossible=v.impossible)
     return {
         "report_version": 1,
         "tool": "replay 0.1.0",
@@ -77,13 +97,24 @@ def fixture_report() -> dict:
                          "unusable_end": 60, "fragindex_start": -1000,
                          "fragindex_end": -1000, "largest_free_run_start": 4096,
                          "largest_free_run_end": 1024}]},
-        "fidelity": {"max_order": 10, "requests": 75, "failed": 0, "real_failed": 0,
-                     "fidelity_agreement_share": 1.0, "fidelity_fallbacks": 0,
-                     "fidelity_extfrag": 1, "end_blocks": [5, 4, 3],
-                     "end_blocks_observed": [5, 4, 2], "end_blocks_buddyinfo": None,
-                     "double_alloc": 0, "free_of_free": 0, "order_mismatch": 0,
-                     "pages_free_at_start": 100, "pages_allocated_before_trace": 50,
-                     "pages_unknown": 7, "unknown": "allocated", "events": 23864},
-        "recommendation": rec,
+        "fidelity": {**Fidelity(
+            baseline_max_order=10, kernel_release="6.18.44", fallback_era="claim/steal (6.15+)",
+            world_source="estimate from the start buddyinfo", world_estimate=True,
+            requests_above_costly=75, agreement=75, agreement_share=1.0, real_failed=0,
+            sim_failed=0, fallbacks=0, extfrag=1,
+            zones={"Normal": ZoneFidelity(
+                "0/Normal", 557056, 557056, 14695, [5, 4, 3], [5, 4, 3], Pair(23, 23),
+                Pair([5, 4, 3], [5, 4, 3]), Pair(21, 22), Pair([5, 4, 2], [6, 4, 2]),
+                [5, 4, 2], Pair(10, 12), Pair([0, 200, 500], [0, 250, 500]),
+                Pair([-1000, -1000, -1000], [-1000, -1000, -1000]))}).as_dict(),
+                     "inconsistencies": {"double_alloc": 0, "free_of_free": 0,
+                                         "order_mismatch": 0, "pcp_mismatch": 0}},
+        "recommendation": asdict(rec),
+        "requester_classes": [{
+            "class": "hugetlb", "title": BY_NAME["hugetlb"].title, "orders": "9",
+            "requests": 13, "pages": 13 << 9, "failed": 0, "cannot_sleep": 0,
+            "when_unavailable": "contiguous", "behaviour": BY_NAME["hugetlb"].behaviour,
+            "source": str(BY_NAME["hugetlb"].source),
+            "source_url": BY_NAME["hugetlb"].source.url, "since": BY_NAME["hugetlb"].since}],
         "caveats": ["initial state of 12,000 pages unknown: treated as allocated"],
     }

@@ -29,7 +29,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
 #: layer -> the layers it may import (besides itself)
 ALLOWED: dict[str, set[str]] = {
     "ingest": set(),
-    "kernel": set(),
+    "kernel": {"ingest"},
     "base": {"ingest"},
     "query": {"ingest", "kernel", "base"},
     "engine": {"ingest", "kernel", "base"},

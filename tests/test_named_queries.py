@@ -175,6 +175,7 @@ def test_named_query(db, name, params):
 def test_every_named_query_has_a_diff_test():
     tested = {name for name, _ in EXPECTED} | {"top_stacks"}  # test_top_stacks.py
     tested |= {"memarea_cost"}  # test_report_queries.py
+    tested |= {"request_classes"}  # test_recommend_classes.py
     assert tested == set(named_queries())
 
 

@@ -40,7 +40,21 @@ def test_markdown_escapes_pipes_and_states_the_verdict():
     assert "GFP_TRANSHUGE" in md
     rep["demand"]["gfp"][0]["gfp_flags"] = "GFP_KERNEL|__GFP_COMP"
     assert "GFP_KERNEL\\|__GFP_COMP" in render_markdown(rep)
-    assert "Lowest max order meeting the bar: N = 5** (MAX_ORDER 6" in md
+    assert "**Recommended max order N = 9 (MAX_ORDER 10 in 2001-era terms)" in md
+
+
+def test_each_requester_class_links_its_kernel_source_line():
+    rep = fixture_report()
+    url = ("https://git.kernel.org/pub/scm/linux/kernel/git/stable/linux.git/tree/"
+           "mm/hugetlb.c?h=v6.12.118#n2104")
+    assert f"[mm/hugetlb.c:2104 alloc_fresh_hugetlb_folio()]({url})" in render_markdown(rep)
+    page = render_html(rep, {})
+    assert f'<a href="{url}">mm/hugetlb.c:2104 alloc_fresh_hugetlb_folio()</a>' in page
+    assert "include/linux/hugetlb.h:797 hstate_is_gigantic()</a>" in page  # a constraint
+
+
+def test_missing_shares_print_na():
+    assert cell(None, "pct") == "n/a" and cell(None, "int") == "–"
 
 
 def test_cells():

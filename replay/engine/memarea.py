@@ -8,17 +8,17 @@ The 2001 `alloc_memarea()` thread (seeds/000) names the options modelled here:
   bitmap (cost: 64-bit words read);
 - alignment and offset: a run starts at `s` with `s % align == offset` (default: aligned
   to the request size, as buddy blocks are);
-- policies: `free` (every page free), `reclaim` (may also drop reclaimable pages: slab
-  caches with shrinkers and clean page cache, see `stream.page_class`), `migrate` (may also
-  move any movable page, each needing a free page outside the run). Policies nest.
+- policies: `free` (every page free in the buddy lists or on a per-CPU list, which a
+  contiguous allocator drains), `reclaim` (may also drop page cache: clean at once, dirty
+  after a writeback), `migrate` (may also move movable pages, each needing a free page
+  outside the run). Policies nest; the classes are replay/kernel/pagestate.py's.
 
 All three searches scan the same candidate runs in the same order (address order from the
 zone's cursor, wrapping once) and return the first usable one, so under one policy they
 agree on success and differ only in cost -- except `coalesced`, which sees only runs made
 of whole max-order blocks: with an alignment that cuts such blocks it misses runs that
-exist (a false failure). Pages are judged from a per-page class array
-(`stream.FREE_PAGE` ... `PINNED_PAGE`): a page is usable under policy `p` when its class
-is at most `p`.
+exist (a false failure). Pages are judged from a per-page class array: a page is usable
+under policy `p` when its class is at most `pagestate.POLICY_MAX_CLASS[p]`.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ import math
 import numba
 import numpy as np
 
+from replay.kernel.pagestate import DIRTY, PCP, POLICIES, POLICY_MAX_CLASS
+
 SEARCHES = ("linear", "coalesced", "bitmap")
-POLICIES = ("free", "reclaim", "migrate")
 LINEAR, COALESCED, BITMAP = 0, 1, 2
-POLICY_FREE, POLICY_RECLAIM, POLICY_MIGRATE = 0, 1, 2
+POLICY_FREE, POLICY_RECLAIM, POLICY_MIGRATE = range(len(POLICIES))
 
 #: Bits per bitmap word.
 WORD = 64
@@ -63,25 +64,26 @@ def _scan(pcls, hi, size, step, first, frm, to, search, policy, block):
     start is -1 when none. The run must end by `hi`.
     """
     cost = 0
+    maxc = POLICY_MAX_CLASS[policy]
     s = _first_at_or_after(frm, step, first)
     while s < to and s + size <= hi:
         bad = -1
-        if search == 0:  # linear: page by page
+        if search == LINEAR:  # page by page
             q = s
             while q < s + size:
                 cost += 1
-                if pcls[q] > policy:
+                if pcls[q] > maxc:
                     bad = q
                     break
                 q += 1
-        elif search == 2:  # bitmap: one word per 64 pages; the last unusable bit skips most
+        elif search == BITMAP:  # one word per 64 pages; the last unusable bit skips most
             w = s
             while w < s + size:
                 wend = min((w // 64 + 1) * 64, s + size)
                 cost += 1
                 q = wend - 1
                 while q >= w:
-                    if pcls[q] > policy:
+                    if pcls[q] > maxc:
                         bad = q
                         break
                     q -= 1
@@ -93,7 +95,7 @@ def _scan(pcls, hi, size, step, first, frm, to, search, policy, block):
             while b < s + size:
                 ok = True
                 for q in range(b, b + block):
-                    if pcls[q] > policy:
+                    if pcls[q] > maxc:
                         ok = False
                         break
                 if policy > 0 or ok:
@@ -110,17 +112,18 @@ def _scan(pcls, hi, size, step, first, frm, to, search, policy, block):
 
 @numba.njit(cache=True)
 def run_classes(pcls, start, size):
-    """(free, reclaimable, movable) pages in [start, start + size)."""
+    """(free, reclaimable, movable) pages in [start, start + size): free in the buddy lists
+    or on per-CPU lists, page cache (clean or dirty), movable."""
     nf = 0
     nr = 0
     nm = 0
     for q in range(start, start + size):
         c = pcls[q]
-        if c == 0:
+        if c <= PCP:
             nf += 1
-        elif c == 1:
+        elif c <= DIRTY:
             nr += 1
-        elif c == 2:
+        elif c <= POLICY_MAX_CLASS[POLICY_MIGRATE]:
             nm += 1
     return nf, nr, nm
 
@@ -145,7 +148,7 @@ def find_run(pcls, lo, hi, size, step, first, cursor, search, policy, block, zon
             cost += c
             if s < 0:
                 break
-            if policy == 2:
+            if policy == POLICY_MIGRATE:
                 nf, nr, nm = run_classes(pcls, s, size)
                 if nm > zone_free - nf:
                     frm = s + 1
@@ -159,7 +162,8 @@ def find_run(pcls, lo, hi, size, step, first, cursor, search, policy, block, zon
 @numba.njit(cache=True)
 def run_exists(pcls, lo, hi, size, step, first, zone_free):
     """Whether any run of free-or-freeable pages (the `migrate` policy) exists in [lo, hi)."""
-    s, _ = find_run(pcls, lo, hi, size, step, first, lo, 0, 2, 1, zone_free)
+    s, _ = find_run(pcls, lo, hi, size, step, first, lo, LINEAR, POLICY_MIGRATE, 1,
+                    zone_free)
     return s >= 0
 
 

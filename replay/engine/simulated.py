@@ -1,16 +1,27 @@
-"""Simulated mode: the buddy allocator of max order N serves the trace's request stream.
+"""Simulated mode: a buddy allocator of max order N replays the trace's operations.
 
-The simulator starts from the observed state at trace start (`observed.initial_state`):
-its free pages become free blocks of order <= N, pages allocated before the trace stay
-where they were (a traced free of them releases the same pages), unknown pages stay
-allocated (or free, with `--unknown free`). Each traced allocation of order <= N gets a
-block from `buddy.buddy_alloc` (zone from its gfp, its migratetype); each traced free
-releases what the simulator gave to the matching allocation (`r2s` maps traced pages to
-simulated ones). Requests above N go to memarea (same searches as observed mode) in the
-simulated state; a run it finds is isolated from the buddy lists, its reclaimable pages
-are dropped (their traced frees are then ignored), its movable pages are migrated one page
-at a time to order-0 blocks outside the run, and the run is handed out; its traced free
-gives it back to the buddy lists like any other block.
+It starts from the world at trace start (`world.build_world`): its free pages become free
+blocks of order <= N, every other page of the world stays where it was (a traced free of
+a page allocated before the trace releases the same page). The stream's operations then
+run at the level the kernel ran them (stream.py):
+
+- TAKE (the buddy allocator handed a block to a per-CPU list or a caller): a block of the
+  same order and migratetype from the simulated buddy allocator, the traced page's zone
+  first (`buddy.buddy_alloc`); its pages go on a per-CPU list (class PCP), standing for
+  the traced pages (`r2s` maps traced pages to simulated ones);
+- ALLOC of order <= N: a caller takes the pages its traced block stands for from the
+  per-CPU list; without them (no TAKE traced, or the model's refill failed) the buddy
+  allocator serves it directly. An allocation the kernel failed is never served here;
+- ALLOC above N: memarea (memarea.py) searches the simulated state; a run it finds is
+  isolated, its page cache dropped (dirty pages written back first), its movable pages
+  migrated to free pages outside the run, its per-CPU pages drained; a request the kernel
+  failed is judged but not served;
+- FREE_PCP: the pages go back on a per-CPU list; FREE_BUDDY (and any free above N): back
+  to the buddy lists, merging; DRAIN: from a per-CPU list to the buddy lists; ONLINE:
+  onlined memory joins the buddy lists.
+
+Orders above N never exist as blocks: their TAKE and DRAIN entries do nothing, their
+frees go straight to the buddy lists.
 """
 
 from __future__ import annotations
@@ -19,6 +30,25 @@ import numba
 import numpy as np
 
 from replay.engine.buddy import (
+    C_DIRECT,
+    C_DRAINS,
+    C_FREES,
+    C_MEMAREA,
+    C_MIGRATED,
+    C_ONLINE,
+    C_RECLAIMED,
+    C_REFILLS,
+    C_TRACED_FAILED,
+    C_UNMAPPED_FREES,
+    C_WRITEBACK,
+    S_CTR,
+    S_FREE_ORDER,
+    S_NR_FREE,
+    S_PCLS,
+    S_R2S,
+    S_S2R,
+    S_SMT,
+    S_ZFREE,
     BuddyState,
     buddy_alloc,
     del_from_free,
@@ -27,56 +57,36 @@ from replay.engine.buddy import (
 )
 from replay.engine.measures import free_blocks
 from replay.engine.observed import OUT_BUDDY, OUT_FAILED, memarea_request, zone_index
-from replay.engine.stream import ALLOC
+from replay.engine.stream import ALLOC, DRAIN, FREE_BUDDY, FREE_PCP, ONLINE, TAKE
+from replay.kernel.orders import HPAGE_PMD_ORDER
+from replay.kernel.pagestate import BUDDY, CLEAN, DIRTY, ISOLATED, MOVABLE, OUTSIDE, PCP
 
 
 @numba.njit(cache=True)
-def initial_pageblocks(kind, pfn, order, migratetype, pb_mt, pbo):
-    """A pageblock's type: that of the first traced allocation in it (MOVABLE if none)."""
-    seen = np.zeros(len(pb_mt), np.uint8)
-    for i in range(len(kind)):
-        if kind[i] != ALLOC or pfn[i] < 0:
-            continue
-        first = pfn[i] >> pbo
-        last = (pfn[i] + (np.int64(1) << order[i]) - 1) >> pbo
-        for b in range(first, last + 1):
-            if not seen[b]:
-                seen[b] = 1
-                pb_mt[b] = migratetype[i]
-
-
-@numba.njit(cache=True)
-def populate(st, pcls0, aorder0, zlo, zhi, max_order, pbo):
-    """Fill the free lists from the initial page classes; pretrace pages map to themselves.
-
-    Each free run goes through `free_range`, which cuts it into the largest aligned
-    blocks; cut that way no two blocks are free buddies, so nothing merges. Pages not
-    free keep the state's initial class (PINNED).
-    """
-    s2r, r2s = st[10], st[11]
+def populate(st, zlo, zhi, max_order, pbo):
+    """Fill the free lists from the world's free pages (class BUDDY), each free run cut
+    into the largest aligned blocks; every other page of the world maps to itself."""
+    pcls, s2r, r2s = st[S_PCLS], st[S_S2R], st[S_R2S]
     for z in range(len(zlo)):
         q = zlo[z]
         while q < zhi[z]:
-            if pcls0[q] != 0:
+            if pcls[q] != BUDDY:
+                if pcls[q] != OUTSIDE:
+                    s2r[q] = q
+                    r2s[q] = q
                 q += 1
                 continue
             e = q
-            while e < zhi[z] and pcls0[e] == 0:
+            while e < zhi[z] and pcls[e] == BUDDY:
                 e += 1
             free_range(st, z, zlo[z], zhi[z], q, e - q, max_order, pbo)
             q = e
-    # pages allocated before the trace: a traced free of them releases the same pages
-    for p in range(len(aorder0)):
-        o = aorder0[p]
-        if o >= 0 and pcls0[p] != 0:
-            for x in range(p, p + (np.int64(1) << o)):
-                s2r[x] = x
-                r2s[x] = x
 
 
 @numba.njit(cache=True)
-def _mark_alloc(st, s, n, cls, mt, p):
-    pcls, smt, s2r, r2s = st[8], st[9], st[10], st[11]
+def _mark(st, s, n, cls, mt, p):
+    """Simulated [s, s + n) now holds traced [p, p + n) (p < 0: nothing traced) as `cls`."""
+    pcls, smt, s2r, r2s = st[S_PCLS], st[S_SMT], st[S_S2R], st[S_R2S]
     for i in range(n):
         pcls[s + i] = cls
         smt[s + i] = mt
@@ -88,23 +98,47 @@ def _mark_alloc(st, s, n, cls, mt, p):
 
 
 @numba.njit(cache=True)
-def _take_run(st, z, zlo, zhi, zt, s, size, max_order, pbo):
-    """Isolate [s, s + size): its free blocks leave the lists (parts outside go back), its
-    reclaimable pages are dropped, its movable pages migrate out. Returns (reclaimed,
-    migrated)."""
-    free_order, pcls, smt, s2r, r2s, ctr = st[0], st[8], st[9], st[10], st[11], st[12]
+def _held(st, p, n, cls):
+    """The simulated head holding traced [p, p + n) as one aligned block of class `cls`,
+    or -1."""
+    r2s, pcls = st[S_R2S], st[S_PCLS]
+    s0 = r2s[p]
+    if s0 < 0 or (s0 & (n - 1)) != 0:
+        return -1
+    for i in range(n):
+        if r2s[p + i] != s0 + i or pcls[s0 + i] != cls:
+            return -1
+    return s0
+
+
+@numba.njit(cache=True)
+def _unmap(st, q):
+    """Simulated page q no longer stands for a traced page."""
+    s2r, r2s = st[S_S2R], st[S_R2S]
+    r = s2r[q]
+    if r >= 0:
+        r2s[r] = -1
+    s2r[q] = -1
+
+
+@numba.njit(cache=True)
+def _take_run(st, z, zlo, zhi, zt, wmin, wlow, prot, s, size, max_order, pbo, era):
+    """Isolate [s, s + size): its free blocks leave the lists (parts outside go back),
+    per-CPU pages are drained, page cache dropped (dirty pages written back), movable
+    pages migrate out. Returns (reclaimed, migrated)."""
+    free_order, pcls, smt, s2r, r2s, ctr = st[S_FREE_ORDER], st[S_PCLS], st[S_SMT], \
+        st[S_S2R], st[S_R2S], st[S_CTR]
     end = s + size
     q = s
     outside_lo = -1
     outside_hi = -1
     while q < end:
-        if pcls[q] == 0:
+        if pcls[q] == BUDDY:
             h = free_head_of(free_order, q, max_order)
-            o = free_order[h]
-            hend = h + (np.int64(1) << o)
+            hend = h + (np.int64(1) << free_order[h])
             del_from_free(st, z, h)
             for x in range(h, hend):
-                pcls[x] = 4  # isolated
+                pcls[x] = ISOLATED
             if h < s:
                 outside_lo = h
             if hend > end:
@@ -120,95 +154,139 @@ def _take_run(st, z, zlo, zhi, zt, s, size, max_order, pbo):
     migrated = 0
     for q in range(s, end):
         c = pcls[q]
-        if c == 1:
-            r = s2r[q]
-            if r >= 0:
-                r2s[r] = -1
+        if c == PCP:
+            _unmap(st, q)
+        elif c == CLEAN or c == DIRTY:
+            _unmap(st, q)
             reclaimed += 1
-        elif c == 2:
-            d, dz = buddy_alloc(st, zlo, zhi, zt, 0, max(smt[q], 0), zt[z], max_order, pbo)
-            # find_run checked the zone's free pages outside the run could take them all
+            if c == DIRTY:
+                ctr[C_WRITEBACK] += 1
+        elif c == MOVABLE:
+            d, dz = buddy_alloc(st, zlo, zhi, zt, wmin, wlow, prot, -1, zt[z], 0,
+                                max(smt[q], 0), max_order, pbo, era, False)
             r = s2r[q]
-            pcls[d] = 2
-            smt[d] = smt[q]
-            s2r[d] = r
-            if r >= 0:
-                r2s[r] = d
+            if d >= 0:  # find_run checked the zone's free pages could take them all
+                pcls[d] = MOVABLE
+                smt[d] = smt[q]
+                s2r[d] = r
+                if r >= 0:
+                    r2s[r] = d
+            elif r >= 0:
+                r2s[r] = -1
             migrated += 1
-        pcls[q] = 4
+        pcls[q] = ISOLATED
         smt[q] = -1
         s2r[q] = -1
-    ctr[9] += reclaimed
-    ctr[10] += migrated
+    ctr[C_RECLAIMED] += reclaimed
+    ctr[C_MIGRATED] += migrated
     return reclaimed, migrated
 
 
 @numba.njit(cache=True)
-def _free_traced(st, zlo, zhi, p, o, max_order, pbo):
-    """Release what the simulator holds for traced pages [p, p + 2^o)."""
-    r2s, ctr = st[11], st[12]
+def _release(st, zlo, zhi, p, o, max_order, pbo, cls):
+    """Give back to the buddy lists what the simulator holds for traced [p, p + 2^o)
+    (pages of class `cls`, or any class but free when cls < 0); False if nothing."""
+    r2s, pcls = st[S_R2S], st[S_PCLS]
     n = np.int64(1) << o
-    s0 = r2s[p]
-    contiguous = s0 >= 0 and (s0 & (n - 1)) == 0
-    if contiguous:
-        for i in range(1, n):
-            if r2s[p + i] != s0 + i:
-                contiguous = False
-                break
-    if contiguous:
+    s0 = _held(st, p, n, pcls[r2s[p]] if r2s[p] >= 0 else -1)
+    if s0 >= 0 and (cls < 0 and pcls[s0] > PCP or pcls[s0] == cls):
         z = zone_index(zlo, zhi, s0)
         free_range(st, z, zlo[z], zhi[z], s0, n, max_order, pbo)
         for i in range(n):
             r2s[p + i] = -1
-        ctr[1] += 1
-        return
+        return True
     any_ = False
     for i in range(n):
         s = r2s[p + i]
-        if s >= 0:
+        if s >= 0 and (cls < 0 and pcls[s] > PCP or pcls[s] == cls):
             z = zone_index(zlo, zhi, s)
             free_range(st, z, zlo[z], zhi[z], s, 1, max_order, pbo)
             r2s[p + i] = -1
             any_ = True
-    if any_:
-        ctr[1] += 1
-    else:
-        ctr[11] += 1
+    return any_
 
 
 @numba.njit(cache=True)
-def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, zone_pref, lo, hi,
-                     zlo, zhi, ztype, max_order, pbo, searches, policy, grids, egrids,
-                     req_slot, r_out, r_cost, r_recl, r_migr, r_false):
+def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, zone_pref, tzone,
+                     lo, hi, zlo, zhi, ztype, wmin, wlow, prot, max_order, pbo, era, nofrag,
+                     searches, policy, grids, egrids, req_slot, r_out, r_cost, r_recl, r_migr,
+                     r_false):
     """Replay stream entries [lo, hi) through the simulator, filling request slots."""
-    pcls, zfree, r2s, ctr = st[8], st[6], st[11], st[12]
+    pcls, ctr = st[S_PCLS], st[S_CTR]
     block = np.int64(1) << max_order
     for i in range(lo, hi):
         p = pfn[i]
         o = order[i]
-        if kind[i] != ALLOC:
-            _free_traced(st, zlo, zhi, p, o, max_order, pbo)
-            continue
+        e = kind[i]
         n = np.int64(1) << o
+        if e == TAKE:
+            if o > max_order:
+                continue
+            tz = tzone[i]
+            s, z = buddy_alloc(st, zlo, zhi, ztype, wmin, wlow, prot, tz, ztype[tz], o,
+                               migratetype[i], max_order, pbo, era, nofrag)
+            ctr[C_REFILLS] += 1
+            if s >= 0:
+                _mark(st, s, n, PCP, migratetype[i], p)
+            continue
+        if e == DRAIN:
+            if o <= max_order and _release(st, zlo, zhi, p, o, max_order, pbo, PCP):
+                ctr[C_DRAINS] += 1
+                ctr[C_FREES] += 1
+            continue
+        if e == FREE_PCP and o <= max_order:
+            s0 = _held(st, p, n, pcls[st[S_R2S][p]] if st[S_R2S][p] >= 0 else -1)
+            if s0 >= 0 and pcls[s0] > PCP:
+                for x in range(s0, s0 + n):
+                    pcls[x] = PCP
+            else:
+                ctr[C_UNMAPPED_FREES] += 1
+            continue
+        if e == FREE_PCP or e == FREE_BUDDY:
+            if _release(st, zlo, zhi, p, o, max_order, pbo, -1):
+                ctr[C_FREES] += 1
+            else:
+                ctr[C_UNMAPPED_FREES] += 1
+            continue
+        if e == ONLINE:
+            z = tzone[i]
+            free_range(st, z, zlo[z], zhi[z], p, n, max_order, pbo)
+            ctr[C_ONLINE] += n
+            ctr[C_FREES] += 1
+            continue
+        # ALLOC
         slot = req_slot[i]
         nr = 0
         nm = 0
         ex = False
+        s = -1
         if o <= max_order:
-            s, z = buddy_alloc(st, zlo, zhi, ztype, o, migratetype[i], zone_pref[i],
-                               max_order, pbo)
-            out = OUT_BUDDY if s >= 0 else OUT_FAILED
+            if p < 0:
+                out = OUT_FAILED  # the kernel failed it: never served
+                ctr[C_TRACED_FAILED] += 1
+            else:
+                s = _held(st, p, n, PCP)
+                if s < 0:
+                    s, z = buddy_alloc(st, zlo, zhi, ztype, wmin, wlow, prot, tzone[i],
+                                       zone_pref[i], o, migratetype[i], max_order, pbo, era,
+                                       nofrag)
+                    ctr[C_DIRECT] += 1
+                out = OUT_BUDDY if s >= 0 else OUT_FAILED
         else:
-            ctr[8] += 1
+            ctr[C_MEMAREA] += 1
             s, z, nr, nm, out, ex = memarea_request(
-                pcls, zlo, zhi, ztype, zfree, cursor, zone_pref[i], n, grids[o], egrids[o],
-                searches, policy, block, r_cost[slot])
-            if s >= 0:  # count what was really dropped and moved
-                nr, nm = _take_run(st, z, zlo, zhi, ztype, s, n, max_order, pbo)
+                pcls, zlo, zhi, ztype, st[S_ZFREE], cursor, zone_pref[i], n, grids[o],
+                egrids[o], searches, policy, block, r_cost[slot])
+            if s >= 0 and p >= 0:  # count what was really dropped and moved
+                nr, nm = _take_run(st, z, zlo, zhi, ztype, wmin, wlow, prot, s, n, max_order,
+                                   pbo, era)
+            elif p < 0:
+                s = -1  # judged, not served: the kernel failed it
         if s >= 0:
-            _mark_alloc(st, s, n, pclass[i], migratetype[i], p)
+            _mark(st, s, n, pclass[i], migratetype[i], p)
         elif p >= 0:
-            r2s[p:p + n] = -1  # the traced allocation got nothing here
+            for x in range(p, p + n):
+                st[S_R2S][x] = -1  # the traced allocation got nothing here
         if slot >= 0:
             r_out[slot] = out
             r_recl[slot] = nr
@@ -217,22 +295,26 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, zone_pre
 
 
 @numba.njit(cache=True)
-def sample(st, alo, ahi, max_order, nr_out, long_out):
-    """Free blocks per zone/order (buddy counters) and the longest free run per zone (over
-    the pages [alo, ahi) that can ever be free)."""
-    nr_free, pcls = st[5], st[8]
-    for z in range(len(alo)):
+def sample(st, zlo, zhi, max_order, nr_out, long_out):
+    """Free blocks per zone/order (buddy counters) and the longest free run per zone."""
+    nr_free, pcls = st[S_NR_FREE], st[S_PCLS]
+    for z in range(len(zlo)):
         for o in range(min(max_order + 1, nr_out.shape[1])):
             nr_out[z, o] = nr_free[z, o].sum()
         scratch = np.zeros(max_order + 1, np.int64)
-        long_out[z] = free_blocks(pcls, alo[z], ahi[z], max_order, scratch)
+        long_out[z] = free_blocks(pcls, zlo[z], zhi[z], max_order, scratch)
 
 
-def new_state(npages: int, nzones: int, max_order: int, stream, pcls0: np.ndarray,
-              aorder0: np.ndarray, zlo: np.ndarray, zhi: np.ndarray) -> BuddyState:
-    """The simulator at trace start, from the observed initial state."""
-    state = BuddyState(npages, nzones, max_order)
-    initial_pageblocks(stream.kind, stream.pfn, stream.order, stream.migratetype,
-                       state.pb_mt, state.pb_order)
-    populate(state.arrays(), pcls0, aorder0, zlo, zhi, max_order, state.pb_order)
+def new_state(world, nzones: int, max_order: int, zlo: np.ndarray, zhi: np.ndarray
+              ) -> BuddyState:
+    """The simulator at trace start, from the world (`world.World`)."""
+    state = BuddyState(world.npages, nzones, max_order)
+    state.pcls[:] = world.pcls
+    # the world types pageblocks of HPAGE_PMD_ORDER pages; smaller ones inherit the type
+    shift = HPAGE_PMD_ORDER - state.pb_order
+    blocks = np.arange(len(state.pb_mt)) >> shift
+    state.pb_mt[:] = world.pb_mt[np.minimum(blocks, len(world.pb_mt) - 1)]
+    allocated = (state.pcls > PCP) & (state.pcls < ISOLATED)
+    state.smt[allocated] = state.pb_mt[np.flatnonzero(allocated) >> state.pb_order]
+    populate(state.arrays(), zlo, zhi, max_order, state.pb_order)
     return state

@@ -8,6 +8,7 @@ them, sums per-order demand above each candidate N, and asks `recommend` for the
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,16 @@ from typing import Any
 from replay import __version__
 from replay.database import open_datasets
 from replay.dataset import read_meta
-from replay.engine.layout import find_snapshot
-from replay.report.demand import above, collect_demand
+from replay.kernel.procfs import find_snapshot
+from replay.kernel.requesters import BY_NAME
+from replay.report.classes import class_outcomes
+from replay.report.demand import above, collect_demand, named_rows
 from replay.report.options import ReportOptions
 from replay.report.provenance import MAX_ORDER_READINGS, provenance
-from replay.report.recommend import recommend, worst_share
-from replay.report.sweep import COST_UNITS, collect_sweep, cost_distribution
+from replay.report.recommend import Candidate, Recommendation, evidence, recommend
+from replay.report.sweep import collect_sweep, cost_distribution
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 def candidates(options: ReportOptions, orders: list[dict[str, Any]],
@@ -45,55 +48,73 @@ def candidates(options: ReportOptions, orders: list[dict[str, Any]],
     return out
 
 
-def candidate_row(cand: dict[str, Any], verdict: dict[str, Any], options: ReportOptions,
-                  buddy: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """The candidate table's row: the bar's mode, worst search per policy."""
+def candidate_row(cand: dict[str, Any], verdict: Candidate, options: ReportOptions
+                  ) -> dict[str, Any]:
+    """The candidate table's row: demand above N, the bar's figures, worst search per
+    policy (point shares, for comparison), buddy work saved."""
     bar = options.bar
     row = {k: v for k, v in cand.items() if k != "configs"}
     for p in options.policies:
         row[f"satisfied_{p}"] = worst_share(cand, p, bar.mode)
     ff = [c["false_failures"] for c in cand["configs"]
           if c["policy"] == bar.policy and c["mode"] == bar.mode]
-    row["false_failures"] = max(ff) if ff else (0 if cand["requests_above"] == 0 else None)
-    work = buddy.get(cand["max_order"], {})
-    row["split_steps_saved"] = work.get("split_steps_saved")
-    row["merge_steps_saved"] = work.get("merge_steps_saved")
-    row["meets"] = verdict["meets"]
+    row["false_failures"] = max(ff) if ff else None
+    row["memarea_requests"] = verdict.memarea_requests
+    row["satisfied_lower_bound"] = verdict.satisfied_lower_bound
+    row["impossible"] = verdict.impossible
+    row["fallback_requests"] = sum(x.fallback for x in verdict.classes)
+    row["fallback_pages"] = sum(x.fallback_pages for x in verdict.classes)
+    row["cost_p99_ms"] = None if verdict.cost.ns_p99 is None else verdict.cost.ns_p99 / 1e6
+    row["worst_window_ms"] = (None if verdict.cost.worst_window_ns is None
+                              else verdict.cost.worst_window_ns / 1e6)
+    row["observed_p99_ms"] = (None if verdict.cost.observed_ns_p99 is None
+                              else verdict.cost.observed_ns_p99 / 1e6)
+    g = verdict.gain
+    row["split_steps_saved"] = g.split_steps_saved
+    row["merge_steps_saved"] = g.merge_steps_saved
+    row["net_gain_ms"] = None if g.net_ns is None else g.net_ns / 1e6
+    row["fallbacks"] = g.fallbacks
+    row["pageblock_order"] = verdict.pageblock_order
+    row["meets"] = verdict.meets
     return row
 
 
-def evidence(rec: dict[str, Any], cands: list[dict[str, Any]], options: ReportOptions
-             ) -> list[str]:
-    """The figures beside the recommendation: what N asks of memarea, and why not lower."""
-    by_n = {v["max_order"]: v for v in rec["verdicts"]}
-    cand_n = {c["max_order"]: c for c in cands}
-    n = rec["max_order"]
-    bar = options.bar
-    out = []
-    if n is not None:
-        c, v = cand_n[n], by_n[n]
-        rate = c["rate_above_per_s"]
-        out.append(f"{c['requests_above']:,} requests above order {n}"
-                   + (f" ({rate:.3g}/s)" if rate is not None else "")
-                   + f", {c['pages_above']:,} pages; {v['atomic_above']:,} cannot sleep")
-        mine = [x for x in c["configs"] if x["policy"] == bar.policy and x["mode"] == bar.mode]
-        if c["requests_above"] and mine:
-            out.append(f"memarea ({bar.policy}) satisfies {v['satisfied_share']:.2%} of them; "
-                       f"false failures: {max(x['false_failures'] for x in mine):,}")
-            out.append("search cost p50 / p99: " + "; ".join(
-                f"{x['search']} {_num(x['cost_p50'])} / {_num(x['cost_p99'])} "
-                f"{COST_UNITS[x['search']]}" for x in mine))
-            moved = max(x["pages_reclaimed"] + x["pages_migrated"] for x in mine)
-            out.append(f"pages reclaimed + migrated: {moved:,}")
-    lower = [v for v in rec["verdicts"] if n is None or v["max_order"] < n]
-    if lower:
-        v = lower[-1]
-        out.append(f"N = {v['max_order']} fails the bar: " + "; ".join(v["reasons"]))
-    return out
+def worst_share(candidate: dict[str, Any], policy: str, mode: str) -> float | None:
+    """The point share of the requests above N that memarea satisfies under `policy`
+    and `mode`, worst over the searches; None when there is nothing above N ("n/a") or
+    a result is missing."""
+    shares = [c["satisfied_share"] for c in candidate["configs"]
+              if c["policy"] == policy and c["mode"] == mode]
+    return None if not shares or None in shares else min(shares)
 
 
-def _num(v: float | None) -> str:
-    return "–" if v is None else f"{v:,.0f}"
+def touched_share(fid: dict[str, Any], layout_inferred: bool) -> float | None:
+    """Share of the zones' pages the trace touched; None when the layout was inferred
+    from the trace itself (then it is 100 % by construction)."""
+    if layout_inferred or not fid or not fid.get("zones"):
+        return None
+    zones = fid["zones"].values()
+    managed = sum(z["managed"] for z in zones)
+    return sum(z["seen_pages"] for z in zones) / managed if managed else None
+
+
+def requester_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The requester classes the trace holds (request_classes rows summed per class),
+    each with what the kernel does without its order and the source line it rests on."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        k = BY_NAME[r["class"]]
+        c = out.setdefault(k.name, {
+            "class": k.name, "title": k.title, "when_unavailable": k.when_unavailable,
+            "behaviour": k.behaviour, "source": str(k.source), "source_url": k.source.url,
+            "since": k.since, "orders": [], "requests": 0, "pages": 0, "failed": 0,
+            "cannot_sleep": 0})
+        c["orders"].append(r["order"])
+        for f in ("requests", "pages", "failed", "cannot_sleep"):
+            c[f] += r[f]
+    for c in out.values():
+        c["orders"] = ", ".join(map(str, sorted(set(c["orders"]))))
+    return list(out.values())
 
 
 def caveats(prov: dict[str, Any], sweep: dict[str, Any], cands: list[dict[str, Any]],
@@ -113,11 +134,11 @@ def caveats(prov: dict[str, Any], sweep: dict[str, Any], cands: list[dict[str, A
         out.append("The trace clock is not in nanoseconds or the span is unknown: rates "
                    "are not given.")
     fid = sweep["fidelity"]
-    if fid.get("pages_unknown"):
-        out.append(f"{fid['pages_unknown']:,} pages of the layout never appear in the trace: "
-                   f"their initial state is unknown and the replay treats them as "
-                   f"{fid['unknown']} (engine option --unknown).")
-    bad = {k: fid.get(k) for k in ("double_alloc", "free_of_free", "order_mismatch")}
+    if fid.get("world_estimate"):
+        out.append(f"The memory the trace never touches is an estimate ({fid['world_source']}): "
+                   "record with `replay record --kpageflags` for the real page states.")
+    out += [f"Model: {n}." for n in fid.get("notes", [])]
+    bad = fid.get("inconsistencies") or {}
     if any(bad.values()):
         out.append("The trace is inconsistent in places (" + ", ".join(
             f"{k.replace('_', ' ')} {v:,}" for k, v in bad.items() if v)
@@ -137,12 +158,12 @@ def caveats(prov: dict[str, Any], sweep: dict[str, Any], cands: list[dict[str, A
     return out
 
 
-def _cost_order(rec: dict[str, Any], cands: list[dict[str, Any]]) -> int | None:
+def _cost_order(rec: Recommendation, cands: list[dict[str, Any]]) -> int | None:
     """The N whose cost distribution is plotted: the recommended one, else the lowest
     candidate with requests above it."""
-    if rec["max_order"] is not None and any(
-            c["requests_above"] for c in cands if c["max_order"] == rec["max_order"]):
-        return rec["max_order"]
+    if rec.max_order is not None and any(
+            c["requests_above"] for c in cands if c["max_order"] == rec.max_order):
+        return rec.max_order
     return next((c["max_order"] for c in cands if c["requests_above"]), None)
 
 
@@ -151,15 +172,25 @@ def collect(dataset: Path, options: ReportOptions, source: Path | None = None
     """Every figure of the report of `dataset` (already swept with `options`)."""
     meta = read_meta(dataset)
     prov = provenance(dataset, meta, source or dataset, options.snapshot_dir(dataset))
+    inferred = find_snapshot(options.snapshot_dir(dataset), "start", "zoneinfo") is None
+    bar = options.bar
+    low = min(options.max_orders)
     with open_datasets([dataset]) as db:
-        demand = collect_demand(db, prov["duration_s"], min(options.max_orders) + 1)
-        sweep = collect_sweep(db, options)
+        demand = collect_demand(db, prov["duration_s"], low + 1)
+        sweep = collect_sweep(db, options, dataset)
         cands = candidates(options, demand["orders"], sweep["configs"], prov["duration_s"])
-        rec = recommend(cands, options.bar)
+        by_class = class_outcomes(db, options.max_orders, options.searches, bar.policy)
+        classes = named_rows(db, "request_classes", min_order=low + 1)
+        buddy = {b["max_order"]: b for b in sweep["buddy"] if not b["baseline"]}
+        baseline = next((b for b in sweep["buddy"] if b["baseline"]), None)
+        has_stacks = bool(db.sql("SELECT count(*) FROM stacks").fetchall()[0][0])
+        ev = evidence(prov["duration_s"], above(demand["orders"], low, "requests"), low,
+                      touched_share(sweep["fidelity"], inferred), bar, has_stacks,
+                      not inferred)
+        rec = recommend(by_class, ev, bar, buddy, baseline, options.assume_no_thp)
         cost = cost_distribution(db, options, _cost_order(rec, cands))
-    rec["evidence"] = evidence(rec, cands, options)
-    buddy = {b["max_order"]: b for b in sweep["buddy"] if not b["baseline"]}
-    rows = [candidate_row(c, v, options, buddy) for c, v in zip(cands, rec["verdicts"])]
+    verdicts = {c.max_order: c for c in rec.candidates}
+    rows = [candidate_row(c, verdicts[c["max_order"]], options) for c in cands]
     return {
         "report_version": REPORT_VERSION,
         "tool": f"replay {__version__}",
@@ -168,6 +199,7 @@ def collect(dataset: Path, options: ReportOptions, source: Path | None = None
         "max_order_readings": MAX_ORDER_READINGS,
         "provenance": prov,
         "demand": demand,
+        "requester_classes": requester_table(classes),
         "candidates": cands,
         "candidate_rows": rows,
         "configs": sweep["configs"],
@@ -175,7 +207,6 @@ def collect(dataset: Path, options: ReportOptions, source: Path | None = None
         "cost_distribution": cost,
         "fragmentation": sweep["fragmentation"],
         "fidelity": sweep["fidelity"],
-        "recommendation": rec,
-        "caveats": caveats(prov, sweep, cands, find_snapshot(
-            options.snapshot_dir(dataset), "start-zoneinfo") is None),
+        "recommendation": asdict(rec),
+        "caveats": caveats(prov, sweep, cands, inferred),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from replay.report.tables import Table, all_tables, cell
+from replay.report.tables import Column, Table, all_tables, cell
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1b1b1b;
@@ -14,10 +14,11 @@ main{max-width:1180px;margin:0 auto;padding:18px 28px 40px}
 h1{font-size:22px;margin:4px 0 2px}h2{font-size:17px;margin:26px 0 8px;
 border-bottom:1px solid #ddd;padding-bottom:3px}h3{font-size:14px;margin:16px 0 6px}
 .sub{color:#555;margin:0 0 12px}
-.verdict{display:grid;grid-template-columns:minmax(300px,1fr) minmax(300px,1fr);gap:18px;
-border:2px solid #4477aa;border-radius:6px;padding:12px 16px;background:#f4f8fc}
+.verdict{border:2px solid #4477aa;border-radius:6px;padding:12px 16px;background:#f4f8fc}
+.top{display:grid;grid-template-columns:minmax(300px,1fr) minmax(300px,1fr);gap:18px}
+a{color:#335}
 .verdict.none{border-color:#cc3311;background:#fdf5f3}
-.big{font-size:20px;font-weight:600;margin:2px 0 6px}
+.big{font-size:16px;font-weight:600;margin:2px 0 6px}
 .grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:10px 24px;align-items:start}
 figure{margin:0}figure svg{width:100%;height:auto}
 table{border-collapse:collapse;font-size:12.5px;margin:4px 0 6px}
@@ -36,8 +37,8 @@ def _table(t: Table) -> str:
     head = "".join(f'<th class="{_cls(c.kind, c.key)}">{escape(c.header)}</th>'
                    for c in t.columns)
     body = "".join(
-        "<tr>" + "".join(f'<td class="{_cls(c.kind, c.key)}">{escape(cell(r.get(c.key), c.kind))}'
-                         "</td>" for c in t.columns) + "</tr>"
+        "<tr>" + "".join(f'<td class="{_cls(c.kind, c.key)}">{_cell(r, c)}</td>'
+                         for c in t.columns) + "</tr>"
         for r in t.rows)
     if not any(c.header for c in t.columns):
         head = ""
@@ -47,8 +48,14 @@ def _table(t: Table) -> str:
     return table + note
 
 
+def _cell(row: dict[str, Any], c: Column) -> str:
+    text = escape(cell(row.get(c.key), c.kind))
+    url = row.get(c.key + "_url") if c.kind == "link" else None
+    return f'<a href="{escape(url)}">{text}</a>' if url else text
+
+
 def _cls(kind: str, key: str) -> str:
-    return "path" if key == "path" else ("text" if kind == "text" else "num")
+    return "path" if key == "path" else ("text" if kind in ("text", "link") else "num")
 
 
 def _section(title: str, *parts: str) -> str:
@@ -62,11 +69,7 @@ def _figures(plots: dict[str, str], *keys: str) -> str:
 
 def _headline(rep: dict[str, Any]) -> tuple[str, str]:
     rec = rep["recommendation"]
-    n = rec["max_order"]
-    if n is None:
-        return "none", "No candidate max order meets the bar."
-    return "", (f"Lowest max order meeting the bar: N = {n} "
-                f"(MAX_ORDER {n + 1} in 2001-era terms)")
+    return ("none" if rec["max_order"] is None else ""), rec["headline"]
 
 
 def render_html(rep: dict[str, Any], plots: dict[str, str]) -> str:
@@ -74,12 +77,14 @@ def render_html(rep: dict[str, Any], plots: dict[str, str]) -> str:
     t = all_tables(rep)
     cls, headline = _headline(rep)
     rec = rep["recommendation"]
-    evidence = "".join(f"<li>{escape(e)}</li>" for e in rec["evidence"])
+    evidence = "".join(f"<li>{escape(e)}</li>" for e in rec["notes"])
     verdict = (
-        f'<div class="verdict {cls}"><div><p class="big">{escape(headline)}</p>'
-        f'<p><b>Bar:</b> {escape(rec["bar"]["text"])}.</p><ul>{evidence}</ul>'
-        f'{_table(t["verdicts"])}</div>'
+        f'<div class="verdict {cls}"><div class="top"><div>'
+        f'<p class="big">{escape(headline)}</p>'
+        f'<p><b>Bar:</b> {escape(rec["bar"]["text"])}.</p><ul>{evidence}</ul></div>'
         f'<figure>{plots.get("success_per_policy", "")}</figure></div>'
+        f'{_table(t["verdicts"])}<h3>{escape(t["constraints"].title)}</h3>'
+        f'{_table(t["constraints"])}</div>'
     )
     caveats = "".join(f"<li>{escape(c)}</li>" for c in rep["caveats"])
     who = "".join(f"<h3>{escape(t[k].title)}</h3>{_table(t[k])}"
@@ -92,9 +97,11 @@ def render_html(rep: dict[str, Any], plots: dict[str, str]) -> str:
         _section("Provenance", _table(t["provenance"])),
         _section("Demand", f'<div class="grid"><figure>{plots.get("order_histogram", "")}</figure>'
                  f'<div>{_table(t["orders"])}</div></div>', who),
+        _section("Requesters by kind", _table(t["requesters"])),
         _section("Candidate max orders",
                  _figures(plots, "requests_above", "cost_distribution"),
                  _table(t["candidates"]),
+                 f"<h3>{escape(t['class_outcomes'].title)}</h3>{_table(t['class_outcomes'])}",
                  "<details><summary>Every configuration (mode × policy × search)</summary>"
                  f"{_table(t['configs'])}</details>",
                  f"<h3>{escape(t['buddy'].title)}</h3>{_table(t['buddy'])}"),

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from replay.report.tables import Table, all_tables, cell
+from replay.report.tables import Column, Table, all_tables, cell
 
 
 def _escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _cell(row: dict[str, Any], c: Column) -> str:
+    text = _escape(cell(row.get(c.key), c.kind))
+    url = row.get(c.key + "_url") if c.kind == "link" else None
+    return f"[{text}]({url})" if url else text
+
+
 def _table(t: Table) -> str:
     if not t.rows:
         return "(none in this trace)\n"
     headers = [c.header or "·" for c in t.columns]
-    align = ["---" if c.kind == "text" else "---:" for c in t.columns]
+    align = ["---" if c.kind in ("text", "link") else "---:" for c in t.columns]
     lines = ["| " + " | ".join(map(_escape, headers)) + " |", "|" + "|".join(align) + "|"]
     for r in t.rows:
-        lines.append("| " + " | ".join(_escape(cell(r.get(c.key), c.kind)) for c in t.columns)
-                     + " |")
+        lines.append("| " + " | ".join(_cell(r, c) for c in t.columns) + " |")
     out = "\n".join(lines) + "\n"
     return out + (f"\n{t.note}\n" if t.note else "")
 
@@ -28,16 +33,12 @@ def render_markdown(rep: dict[str, Any]) -> str:
     """The whole report as Markdown (plots are in report.html)."""
     t = all_tables(rep)
     rec = rep["recommendation"]
-    n = rec["max_order"]
-    headline = ("No candidate max order meets the bar." if n is None else
-                f"**Lowest max order meeting the bar: N = {n}** "
-                f"(MAX_ORDER {n + 1} in 2001-era terms).")
     parts = [
         "# Can the buddy allocator's max order be lowered?\n",
         f"{rep['provenance']['title']}\n",
-        headline + "\n",
+        f"**{rec['headline']}**\n",
         f"Bar: {rec['bar']['text']}.\n",
-        "".join(f"- {e}\n" for e in rec["evidence"]),
+        "".join(f"- {e}\n" for e in rec["notes"]),
         _table(t["verdicts"]),
         f"_{rep['max_order_readings']}_\n",
     ]

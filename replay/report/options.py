@@ -27,6 +27,9 @@ class ReportOptions:
     #: and fidelity; None: the dataset's own snapshots/
     snapshots: str | None = None
     bar: Bar = Bar()
+    #: THP assumed disabled on the kernel with the lower max order: the HPAGE_PMD_ORDER
+    #: floor is lifted and THP requests count as falling back to base pages
+    assume_no_thp: bool = False
 
     def snapshot_dir(self, dataset: Path) -> Path:
         """Where the engine looks for /proc snapshots of `dataset`."""
@@ -63,7 +66,8 @@ def parse_names(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ..
 
 
 def report_options(max_orders: str, searches: str, policies: str, bar_policy: str,
-                   min_satisfied: float, snapshots: Path | None = None) -> ReportOptions:
+                   min_satisfied: float, snapshots: Path | None = None,
+                   assume_no_thp: bool = False) -> ReportOptions:
     """The options of `replay report`'s command line; ValueError names what is wrong."""
     pols = parse_names(policies, POLICIES, "policy")
     if bar_policy not in pols:
@@ -75,4 +79,4 @@ def report_options(max_orders: str, searches: str, policies: str, bar_policy: st
         raise ValueError(f"--snapshots {snapshots}: no such directory")
     return ReportOptions(parse_orders(max_orders), parse_names(searches, SEARCHES, "search"),
                          pols, str(Path(snapshots).resolve()) if snapshots else None,
-                         Bar(policy=bar_policy, min_satisfied=min_satisfied))
+                         Bar(policy=bar_policy, min_satisfied=min_satisfied), assume_no_thp)

@@ -90,9 +90,12 @@ def success_per_policy(rep: dict[str, Any]) -> str | None:
     for p in policies:
         ax.plot(ns, [_pct(r.get(f"satisfied_{p}")) for r in rows], _POLICY_STYLE.get(p, "o-"),
                 label=p)
+    ax.plot(ns, [_pct(r.get("satisfied_lower_bound")) for r in rows], "k.--", lw=0.8,
+            label="95% lower bound (judged)")
     bar = 100 * rep["recommendation"]["bar"]["min_satisfied"]
     ax.axhline(bar, color="grey", lw=0.8, ls=":", label="bar")
     shares = [r.get(f"satisfied_{p}") for r in rows for p in policies]
+    shares += [r.get("satisfied_lower_bound") for r in rows]
     low = min([100 * s for s in shares if s is not None] + [bar])
     ax.set_ylim(max(0.0, low - (100 - low) * 0.15 - 1), 100.5)
     ax.set_xlabel("max order N")

@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from replay.database import Database
-from replay.engine.simulate import SIM_DIR, SimOptions, run_sweep
+from replay.engine.options import SimOptions
+from replay.engine.observed import INCONSISTENCIES
+from replay.engine.simulate import SIM_DIR, run_sweep
+from replay.kernel.requesters import HPAGE_PMD_ORDER
 from replay.report.demand import named_rows
 from replay.report.options import ReportOptions
 
-#: pageblock_order on x86-64 (HPAGE_PMD_ORDER with 4K pages).
-PAGEBLOCK_ORDER = 9
+#: pageblock_order of the traced kernel on x86-64: HPAGE_PMD_ORDER with 4K pages.
+PAGEBLOCK_ORDER = HPAGE_PMD_ORDER
 #: Unit of each search's cost (DESIGN §6).
 COST_UNITS = {"linear": "pages", "coalesced": "blocks", "bitmap": "words"}
 #: SimOptions fields that change no result (how the sweep runs, not what it computes).
@@ -102,17 +105,17 @@ def buddy_work(db: Database, options: ReportOptions) -> list[dict[str, Any]]:
     return base + rows
 
 
-def fidelity(db: Database) -> dict[str, Any]:
-    """The baseline simulation against the trace: the runs row of the baseline."""
-    rows = _rows(db, "SELECT * FROM runs WHERE search = 'none'")
-    if not rows:
+def fidelity(db: Database, dataset: Path) -> dict[str, Any]:
+    """The engine's fidelity figures (sim/fidelity.json: the baseline and the world against
+    the trace and the /proc snapshots, per zone), and the trace's inconsistencies."""
+    try:
+        fid = json.loads((dataset / SIM_DIR / "fidelity.json").read_text())
+    except (OSError, ValueError):
         return {}
-    keep = ("max_order", "requests", "failed", "real_failed", "fidelity_agreement_share",
-            "fidelity_fallbacks", "fidelity_extfrag", "end_blocks", "end_blocks_observed",
-            "end_blocks_buddyinfo", "double_alloc", "free_of_free", "order_mismatch",
-            "pages_free_at_start", "pages_allocated_before_trace", "pages_unknown",
-            "unknown", "events")
-    return {k: rows[0].get(k) for k in keep}
+    rows = _rows(db, "SELECT * FROM runs WHERE search = 'none'")
+    if rows:
+        fid["inconsistencies"] = {k: rows[0].get(k) for k in INCONSISTENCIES}
+    return fid
 
 
 def fragmentation(db: Database, options: ReportOptions) -> dict[str, Any]:
@@ -178,7 +181,7 @@ def cost_distribution(db: Database, options: ReportOptions, n: int | None) -> di
     return out
 
 
-def collect_sweep(db: Database, options: ReportOptions) -> dict[str, Any]:
+def collect_sweep(db: Database, options: ReportOptions, dataset: Path) -> dict[str, Any]:
     """The sweep's figures for the report."""
     return {"configs": configs(db, options), "buddy": buddy_work(db, options),
-            "fidelity": fidelity(db), "fragmentation": fragmentation(db, options)}
+            "fidelity": fidelity(db, dataset), "fragmentation": fragmentation(db, options)}
