@@ -21,9 +21,26 @@ app = typer.Typer(
     name="replay",
     help="Linux page-allocator traces into answers: ingest, query, replay, report.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from replay import __version__
+
+        typer.echo(f"replay {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version,
+                       is_eager=True, help="Print replay's version and exit.")] = False,
+) -> None:
+    """Linux page-allocator traces into answers: ingest, query, replay, report."""
 
 
 @app.command()

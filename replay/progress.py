@@ -1,4 +1,4 @@
-"""Progress bars on a terminal, nothing when piped or quiet."""
+"""Progress: a bar on a terminal, a line per phase when stderr is piped, nothing quiet."""
 
 from __future__ import annotations
 
@@ -42,8 +42,11 @@ class _Bar:
 @contextmanager
 def progress_bar(description: str, total: int | None, quiet: bool = False,
                  unit_bytes: bool = True) -> Iterator[_Bar]:
-    """A bar shown on a terminal (stderr) unless `quiet`; a no-op otherwise."""
+    """A bar shown on a terminal (stderr) unless `quiet`; when stderr is not a terminal,
+    one line naming the phase as it starts (a log or CI shows where a long run is)."""
     if quiet or not sys.stderr.isatty():
+        if not quiet:
+            note(f"replay: {description}...")
         yield _Bar(None, None)
         return
     # imported only for a bar: rich.progress costs ~25 ms of start-up, and piped runs
