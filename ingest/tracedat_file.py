@@ -1,4 +1,4 @@
-"""The structure of a trace-cmd `trace.dat` file, versions 6 and 7 (FORMATS.md §3-4).
+"""The structure of a trace-cmd `trace.dat` file, versions 6 and 7 (docs/formats.md §3-4).
 
 `read_layout(path)` reads everything but the ring-buffer data: the fixed header, the
 header_page and event formats, saved cmdlines, options, and where each buffer's per-CPU

@@ -233,8 +233,21 @@ def report(
                                  snapshots)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    for path in make_report(source, output, options, force=force, quiet=quiet):
+    paths = make_report(source, output, options, force=force, quiet=quiet)
+    for path in paths:
         note(f"wrote {path}")
+    typer.echo(_verdict(next(p for p in paths if p.suffix == ".json")))
+
+
+def _verdict(report_json: Path) -> str:
+    """The report's recommendation as one sentence (its report.json `recommendation`)."""
+    rec = json.loads(report_json.read_text())["recommendation"]
+    n = rec.get("max_order")
+    bar = rec.get("bar", {}).get("text")
+    verdict = ("no candidate max order meets the bar" if n is None else
+               f"lowest max order meeting the bar: N = {n} (MAX_ORDER {n + 1} in 2001-era "
+               "terms)")
+    return f"verdict: {verdict}" + (f"; bar: {bar}" if bar else "")
 
 
 _FORMAT_HELP = "Output format: table (aligned; boxed on a terminal), csv or json."
