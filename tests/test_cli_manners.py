@@ -8,6 +8,7 @@ next, output that suits a pipe, files in the format their name says.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +169,47 @@ def test_report_prints_the_verdict_and_makes_its_directory(tmp_path):
     assert (f"N = {rec['max_order']}" in last if rec["max_order"] is not None
             else "no candidate" in last)
     assert ROOT not in out.parents
+
+
+def _expected_paths(dataset: Path, order: int, depth: int) -> dict[str, int]:
+    """top_stacks' call paths computed in Python from the Parquet files: frame names
+    without offsets, page-allocator frames skipped, unnamed user frames as one [user]."""
+    from collections import Counter
+
+    from replay.queries import named_query
+
+    skip = re.compile(named_query("top_stacks").bind({})["skip"])
+    frames: dict[int, list[tuple[int, str]]] = {}
+    for f in pq.read_table(dataset / "stacks.parquet").to_pylist():
+        if f["symbol"] is not None and skip.search(f["symbol"]):
+            continue
+        name = (re.sub(r"\+0x[0-9a-fA-F]+$", "", f["symbol"]) if f["symbol"] is not None
+                else f"[{f['dso'] or 'user'}]" if f["context"] == "user" else hex(f["addr"]))
+        frames.setdefault(f["stack_id"], []).append((f["depth"], name))
+    paths = {}
+    for sid, fs in frames.items():
+        names: list[str] = []
+        for _, name in sorted(fs):
+            if not (name.startswith("[") and names and names[-1] == name):
+                names.append(name)
+        paths[sid] = " <- ".join(names[:depth])
+    events = pq.read_table(dataset / "events.parquet").to_pylist()
+    return Counter(paths[e["stack_id"]] for e in events if e["event"] == "mm_page_alloc"
+                   and e["order"] == order and e["stack_id"] in paths)
+
+
+def test_top_stacks_does_not_split_on_user_addresses(cli, tmp_path):
+    """perf-g's user frames have no symbol and no dso; the same kernel path reached from
+    different user addresses (other processes, ASLR) is one call path."""
+    out = tmp_path / "g.replay"
+    r = cli("ingest", SAMPLES / "perf-g.perf.data", "-o", out, "-q", "--kallsyms",
+            SAMPLES / "perf.kallsyms.xz")
+    assert r.returncode == 0, r.stderr
+    r = cli("query", "top_stacks", out, "-p", "order=0", "-p", "top=5", "-p", "depth=8",
+            "--format", "json")
+    rows = json.loads(r.stdout)
+    expected = _expected_paths(out, 0, 8)
+    assert [(x["call_path"], x["requests"]) for x in rows] == sorted(
+        expected.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    assert not any(re.search(r"0x[0-9a-f]{6,}", x["call_path"]) for x in rows)
+    assert rows[0]["call_path"].endswith("<- [user]")
