@@ -49,6 +49,11 @@ class EventLineReader(Reader):
         for block in line_blocks(self.path, continuation=self.CONTINUATION):
             self.position = block.raw_position
             sc = scan(block.data, block.starts, block.ends, self.FRAMES)
+            if block.cut and sc.kind[-1] == KIND_PAGE:
+                # a page event cut mid-line (`gfp_flags=GFP_HI`, `pfn=0x1`) is malformed,
+                # never a value (docs/formats.md §6.4)
+                sc.kind[-1] = KIND_BAD_PAGE
+                self.stats.truncated = True
             self._account(block, sc)
             rows = np.flatnonzero(sc.kind == KIND_PAGE)
             if len(rows):

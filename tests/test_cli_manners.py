@@ -213,3 +213,28 @@ def test_top_stacks_does_not_split_on_user_addresses(cli, tmp_path):
         expected.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
     assert not any(re.search(r"0x[0-9a-f]{6,}", x["call_path"]) for x in rows)
     assert rows[0]["call_path"].endswith("<- [user]")
+
+
+def test_text_cut_inside_a_value_is_malformed_not_a_flag(cli, tmp_path):
+    """The real ftrace text cut after `gfp_flags=GFP_HI` of a GFP_HIGHUSER_MOVABLE line:
+    that line is malformed (and the input truncated), the lines before are all there."""
+    import lzma
+
+    text = lzma.decompress((SAMPLES / "ftrace-thp.trace.txt.xz").read_bytes())
+    at = text.index(b"gfp_flags=GFP_HIGHUSER_MOVABLE", len(text) // 2)
+    cut = tmp_path / "cut.txt"
+    cut.write_bytes(text[: at + len(b"gfp_flags=GFP_HI")])
+    full = tmp_path / "full.txt"
+    full.write_bytes(text)
+    for path in (cut, full):
+        r = cli("ingest", path, "-o", tmp_path / f"{path.stem}.replay", "-q")
+        assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "cut.replay" / "meta.json").read_text())
+    assert meta["truncated"] is True and meta["malformed"]["total"] == 1
+    got = pq.read_table(tmp_path / "cut.replay" / "events.parquet")
+    whole = pq.read_table(tmp_path / "full.replay" / "events.parquet")
+    assert "GFP_HI" not in set(got.column("gfp_flags").to_pylist())
+    n = text[: text.rindex(b"\n", 0, at)].count(b": mm_page_")  # whole lines before it
+    assert got.num_rows == n
+    cols = ["ts_ns", "pfn", "order", "gfp_flags"]
+    assert got.select(cols).to_pylist() == whole.slice(0, n).select(cols).to_pylist()
