@@ -186,8 +186,9 @@ def _choices(text: str, option: str, known: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _print_simulation(summary: dict, fmt: str) -> None:  # noqa: ANN001
-    """The sweep's runs: the summary table on a terminal; plain aligned columns (no box
-    drawing), CSV or JSON into a pipe or file, with the fidelity lines on stderr then."""
+    """The sweep's runs: the summary table on a terminal, plain aligned columns (no box
+    drawing) in a pipe, each followed by the fidelity lines; or the runs table as CSV or
+    JSON, the fidelity lines then on stderr so stdout stays data."""
     from rich.console import Console
 
     from replay.engine.report import fidelity_lines, print_summary, summary_table
@@ -199,8 +200,9 @@ def _print_simulation(summary: dict, fmt: str) -> None:  # noqa: ANN001
         table = summary_table(summary["runs"])
         table.box, table.title, table.show_edge, table.pad_edge = None, None, False, False
         Console(file=sys.stdout, width=100_000, no_color=True, highlight=False).print(table)
-    else:
-        _write(summary["runs"], fmt, None, False)
+        typer.echo("\n".join(fidelity_lines(summary)))
+        return
+    _write(summary["runs"], fmt, None, False)
     for line in fidelity_lines(summary):
         note(line)
 
