@@ -19,7 +19,8 @@ from tests.conftest import ROOT
 
 DOCS = ROOT / "docs"
 QUERIES_DOC = DOCS / "queries.md"
-_BEGIN = "<!-- generated from the headers of queries/*.sql by `python -m tests.test_docs`; do not edit -->"
+_BEGIN = ("<!-- generated from the headers of queries/*.sql by `python -m tests.test_docs`; "
+          "do not edit -->")
 _END = "<!-- end of generated reference -->"
 
 #: a citation: docs/NAME.md (or a link to NAME.md inside docs/), then an optional section
@@ -154,7 +155,7 @@ def render_queries_reference() -> str:
             out += [" ".join(text), ""]
         if q.params:
             out += ["| parameter | type | default | meaning |", "|---|---|---|---|"]
-            out += [f"| `{p.name}` | {p.type} | `{'NULL' if p.default is None else p.default}` | {_cell(p.help)} |"
+            out += [f"| `{p.name}` | {p.type} | `{_default(p.default)}` | {_cell(p.help)} |"
                     for p in q.params]
             out.append("")
         columns = [ln.strip().split(None, 1) for ln in header[cols + 1:] if ln.strip()]
@@ -163,6 +164,10 @@ def render_queries_reference() -> str:
             out += [f"| `{c[0]}` | {_cell(c[1]) if len(c) > 1 else ''} |" for c in columns]
             out.append("")
     return "\n".join(out + [_END])
+
+
+def _default(value: object) -> str:
+    return "NULL" if value is None else str(value)
 
 
 def _cell(text: str) -> str:
