@@ -1,6 +1,6 @@
 """Readers: one module per trace format, all yielding batches of one Arrow schema.
 
-`open_reader` picks the reader for a file from its content (or a forced `--format`).
+`open_reader` picks the reader for a file from its content (or a forced `--input-format`).
 """
 
 from __future__ import annotations

@@ -64,4 +64,4 @@ def test_trace_dat_forced_as_text_names_the_format(tmp_path):
     path.write_bytes(b"\x17\x08\x44tracing7\x00\x00\x08" + bytes(64))
     out = tmp_path / "out"
     _check_refused(run_cli("ingest", path, "--input-format", "ftrace", "-o", out), path,
-                   "a trace.dat file, not text: leave out --format", out)
+                   "a trace.dat file, not text: leave out --input-format", out)
