@@ -10,20 +10,40 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ingest.errors import ReplayError
-from replay.progress import console, note
+if TYPE_CHECKING:
+    from replay.engine.simulate import SweepSummary
+
+from ingest.errors import OutputError, ReplayError
+from replay.progress import console, error, note, warn
 
 app = typer.Typer(
     name="replay",
     help="Linux page-allocator traces into answers: ingest, query, replay, report.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from replay import __version__
+
+        typer.echo(f"replay {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version,
+                       is_eager=True, help="Print replay's version and exit.")] = False,
+) -> None:
+    """Linux page-allocator traces into answers: ingest, query, replay, report."""
 
 
 @app.command()
@@ -32,10 +52,13 @@ def ingest(
                                           "gzip/zstd/xz accepted).")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                       help="Dataset directory to write (default: TRACE.replay).")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format",
+    fmt: Annotated[Optional[str], typer.Option("--input-format",
                    help="Force the input format instead of detecting it: ftrace, "
                         "trace-cmd-report, perf-script, function-graph, trace.dat, "
                         "perf.data.")] = None,
+    legacy_fmt: Annotated[Optional[str], typer.Option("--format", hidden=True,
+                          help="Old name of --input-format (until the next release).")
+                          ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset.")] = False,
     strict: Annotated[bool, typer.Option("--strict",
                       help="Fail on the first malformed page-event line.")] = False,
@@ -51,9 +74,36 @@ def ingest(
     """Read a page-allocator trace into a dataset directory (Parquet + meta.json)."""
     from replay.ingestion import ingest as run_ingest
 
-    out = run_ingest(trace, output, fmt=fmt, force=force, strict=strict, quiet=quiet,
-                     buffer=buffer, kallsyms=kallsyms)
+    if legacy_fmt:
+        warn("--format is now --input-format (--format is kept until the next release)")
+    _make_parent(output)
+    out = run_ingest(trace, output, fmt=fmt or legacy_fmt, force=force, strict=strict,
+                     quiet=quiet, buffer=buffer, kallsyms=kallsyms)
     note(f"wrote {out}")
+    _warn_unnamed_kernel_frames(out, kallsyms)
+
+
+def _make_parent(output: Optional[Path]) -> None:
+    """`-o dir/x` with `dir` missing: make it (and its parents), as `mkdir -p` would."""
+    if output is not None:
+        try:
+            output.absolute().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{output.parent}: cannot create: {e.strerror}") from None
+
+
+def _warn_unnamed_kernel_frames(dataset: Path, kallsyms: Optional[Path]) -> None:
+    """A perf.data recorded on another machine has no kernel symbols here: say so at
+    ingest, and how to name its frames, not only inside meta.json."""
+    from replay.dataset import read_meta
+
+    stacks = read_meta(dataset).get("stacks") or {}
+    unnamed = stacks.get("unknown_kernel_frames") or 0
+    if unnamed and kallsyms is None:
+        why = stacks.get("why_no_symbols", "no kernel symbols").split("; pass --kallsyms")[0]
+        warn(f"{unnamed} of {stacks.get('kernel_frames', unnamed)} kernel callchain frames "
+             f"are unnamed ({why}): give the recording machine's /proc/kallsyms with "
+             "--kallsyms FILE")
 
 
 @app.command()
@@ -118,12 +168,46 @@ def record(
     opts = RecordOptions(output=output, duration=duration, command=tuple(command or ()),
                          kpageflags=kpageflags, force=force, quiet=quiet, tracefs=tracefs,
                          **{k: v for k, v in given.items() if v is not None})
+    _make_parent(output)
     out = run_record(opts)
     note(f"wrote {out}")
 
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _choices(text: str, option: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list of names from `known`; a usage error names the option, the
+    wrong name and the choices."""
+    names = _names(text)
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        wrong = f"unknown {option.lstrip('-')} {bad[0]!r}: choose" if bad else "choose"
+        raise typer.BadParameter(f"{wrong} from {', '.join(known)}", param_hint=f"'{option}'")
+    return names
+
+
+def _print_simulation(summary: SweepSummary, fmt: str) -> None:
+    """The sweep's runs: the summary table on a terminal, plain aligned columns (no box
+    drawing) in a pipe, each followed by the fidelity lines; or the runs table as CSV or
+    JSON, the fidelity lines then on stderr so stdout stays data."""
+    from rich.console import Console
+
+    from replay.engine.summary import print_summary, summary_lines, summary_table
+
+    if fmt == "table" and sys.stdout.isatty():
+        print_summary(summary)
+        return
+    if fmt == "table":
+        table = summary_table(summary.runs)
+        table.box, table.title, table.show_edge, table.pad_edge = None, None, False, False
+        Console(file=sys.stdout, width=100_000, no_color=True, highlight=False).print(table)
+        typer.echo("\n".join(summary_lines(summary)))
+        return
+    _write(summary.runs, fmt, None, False)
+    for line in summary_lines(summary):
+        note(line)
 
 
 @app.command()
@@ -161,20 +245,28 @@ def simulate(
     jobs: Annotated[int, typer.Option("-j", "--jobs",
                     help="Worker processes (default: every core).")] = 0,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
+    fmt: Annotated[str, typer.Option("--format",
+                   help="Summary format: table (boxed on a terminal, plain columns in a "
+                        "pipe), csv or json (the runs table; fidelity lines on stderr).")
+                   ] = "table",
 ) -> None:
     """Replay a dataset through the buddy + memarea model; write DATASET/sim/*.parquet."""
-    from replay.engine.options import OptionError, SimOptions
+    from replay.engine.memarea import SEARCHES
+    from replay.engine.options import MODES, OptionError, SimOptions
     from replay.engine.simulate import run_sweep
-    from replay.engine.summary import print_summary
+    from replay.kernel.pagestate import POLICIES
+    from replay.output import FORMATS
     from replay.report.options import parse_orders
 
     try:
         max_orders = parse_orders(max_order)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--max-order") from None
+    _choices(fmt, "--format", FORMATS)
     options = SimOptions(
-        max_orders=max_orders, searches=_names(search),
-        policies=_names(policy), modes=_names(mode), align=align, offset=offset,
+        max_orders=max_orders, searches=_choices(search, "--search", SEARCHES),
+        policies=_choices(policy, "--policy", POLICIES),
+        modes=_choices(mode, "--mode", MODES), align=align, offset=offset,
         zoneinfo=str(zoneinfo) if zoneinfo else None,
         snapshots=str(snapshots) if snapshots else None, kernel=kernel, check=check, jobs=jobs)
     try:
@@ -182,7 +274,7 @@ def simulate(
     except OptionError as e:
         raise typer.BadParameter(str(e)) from None
     summary = run_sweep(dataset, options, quiet=quiet)
-    print_summary(summary)
+    _print_simulation(summary, fmt)
 
 
 @app.command()
@@ -217,15 +309,31 @@ def report(
 ) -> None:
     """Sweep candidate max orders and write a report recommending the lowest that works."""
     from replay.report.make import make_report
-    from replay.report.options import report_options
+    from replay.report.options import POLICIES, SEARCHES, report_options
 
+    _choices(search, "--search", SEARCHES)
+    _choices(policy, "--policy", POLICIES)
     try:
         options = report_options(max_order, search, policy, bar_policy, min_satisfied,
                                  snapshots, assume_no_thp)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    for path in make_report(source, output, options, force=force, quiet=quiet):
+    _make_parent(output)
+    paths = make_report(source, output, options, force=force, quiet=quiet)
+    for path in paths:
         note(f"wrote {path}")
+    typer.echo(_verdict(next(p for p in paths if p.suffix == ".json")))
+
+
+def _verdict(report_json: Path) -> str:
+    """The report's recommendation as one sentence (its report.json `recommendation`)."""
+    rec = json.loads(report_json.read_text())["recommendation"]
+    n = rec.get("max_order")
+    bar = rec.get("bar", {}).get("text")
+    verdict = ("no candidate max order meets the bar" if n is None else
+               f"lowest max order meeting the bar: N = {n} (MAX_ORDER {n + 1} in 2001-era "
+               "terms)")
+    return f"verdict: {verdict}" + (f"; bar: {bar}" if bar else "")
 
 
 _FORMAT_HELP = "Output format: table (aligned; boxed on a terminal), csv or json."
@@ -305,7 +413,7 @@ def query(
     from replay.database import open_datasets
 
     with open_datasets(datasets) as db:
-        _write(db.fetch(q.sql, bound), fmt, output, force)
+        _write(db.fetch(q.sql, bound, label=f"query {name}"), fmt, output, force)
 
 
 @app.command()
@@ -369,7 +477,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except ReplayError as e:
-        console().print(f"[red]error:[/red] {e}", soft_wrap=True)
+        error(str(e))
         sys.exit(1)
     except KeyboardInterrupt:
         console().print("[red]interrupted[/red]")

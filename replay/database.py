@@ -140,13 +140,14 @@ class Database:
         """The `trace` value of every dataset, in the order given."""
         return [d.trace for d in self.datasets]
 
-    def sql(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None
-            ) -> duckdb.DuckDBPyRelation:
-        """Run `query` (read-only) with bound `params`; a relation (`.df()`, `.arrow()`)."""
+    def sql(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None,
+            label: str | None = None) -> duckdb.DuckDBPyRelation:
+        """Run `query` (read-only) with bound `params`; a relation (`.df()`, `.arrow()`).
+        Errors name the query by `label` (a named query's name) or by its SQL."""
         try:
             statements = duckdb.extract_statements(query)
         except duckdb.Error as e:
-            raise _query_error(e, query) from None
+            raise _query_error(e, label or _one_line(query)) from None
         for st in statements:
             if st.type not in _READ_ONLY:
                 raise QueryError(f"only queries can run (datasets are read-only), "
@@ -156,17 +157,17 @@ class Database:
                 return self.con.sql(query, params=params)
             return self.con.sql(query)
         except duckdb.Error as e:
-            raise _query_error(e, query) from None
+            raise _query_error(e, label or _one_line(query)) from None
 
     def query(self, name: str, params: Mapping[str, str | None] | None = None
               ) -> duckdb.DuckDBPyRelation:
         """Run the named query `name` (queries/NAME.sql) with parameters given as text."""
-        return self.sql(*_named(name, params))
+        return self.sql(*_named(name, params), label=f"query {name}")
 
-    def fetch(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None
-              ) -> pa.Table:
+    def fetch(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None,
+              label: str | None = None) -> pa.Table:
         """The result of `query` as an Arrow table; errors as `QueryError`."""
-        rel = self.sql(query, params)
+        rel = self.sql(query, params, label)
         if rel is None:  # a PRAGMA with no result
             return pa.table({})
         try:
@@ -174,7 +175,7 @@ class Database:
             # DuckDB 1.4+ hands out a stream, earlier versions a table.
             return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
         except duckdb.Error as e:
-            raise _query_error(e, query) from None
+            raise _query_error(e, label or _one_line(query)) from None
 
     def fetch_bounded(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None,
                       limits: Limits) -> Bounded:
@@ -204,7 +205,7 @@ class Database:
             raise QueryError(f"stopped after the time limit of {limits.seconds:g} s: "
                              f"{_one_line(query)}") from None
         except duckdb.Error as e:
-            raise _query_error(e, query) from None
+            raise _query_error(e, _one_line(query)) from None
         finally:
             if timer is not None:
                 timer.cancel()
@@ -215,7 +216,7 @@ class Database:
     def fetch_query(self, name: str, params: Mapping[str, str | None] | None = None
                     ) -> pa.Table:
         """The result of the named query `name` as an Arrow table."""
-        return self.fetch(*_named(name, params))
+        return self.fetch(*_named(name, params), label=f"query {name}")
 
     def close(self) -> None:
         """Close the DuckDB connection."""
@@ -240,11 +241,24 @@ def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-def _query_error(e: Exception, query: str) -> QueryError:
-    """DuckDB's error as a one-line QueryError naming the query; its further lines (a
-    "Did you mean", the caret under the error's position) as the hint."""
+#: DuckDB's lines after the first that help: "Did you mean ...", "Candidate bindings: ..."
+_HINT = re.compile(r"^(Did you mean|Candidate (bindings|functions))\b")
+#: the views only a replay (`replay simulate`) creates
+_REPLAY_VIEWS = ("requests", "runs", "series")
+
+
+def _query_error(e: duckdb.Error, where: str) -> QueryError:
+    """One line for a failed query: DuckDB's message with its hints, and which query; a
+    view that only a replay creates says how to get it."""
+    missing = re.match(r"Catalog Error: Table with name (\w+) does not exist", str(e))
+    if missing and missing[1] in _REPLAY_VIEWS:
+        return QueryError(f"{where}: the view {missing[1]} holds a replay's results: run "
+                          "`replay simulate DATASET` first")
     lines = str(e).strip().splitlines()
-    return QueryError(f"{_first_line(e)} in: {_one_line(query)}",
+    hints = [ln.strip() for ln in lines[1:] if _HINT.match(ln.strip())]
+    # the whole of DuckDB's further lines (the caret under the error too) as the hint a
+    # service shows beside the one-line message
+    return QueryError(" ".join([_first_line(e), *hints]) + f" in: {where}",
                       "\n".join(lines[1:]).strip("\n"))
 
 

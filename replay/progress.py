@@ -1,9 +1,11 @@
-"""Progress bars on a terminal, nothing when piped or quiet."""
+"""Progress: a bar on a terminal, a line per phase when stderr is piped, nothing quiet;
+and every bar's progress to a listener (a service following a job)."""
 
 from __future__ import annotations
 
 import functools
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -12,6 +14,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
+
+
+#: how long a phase runs, stderr piped, before its line is printed
+PIPED_LINE_AFTER_S = 1.0
 
 
 @functools.cache
@@ -68,10 +74,19 @@ class _Bar:
 @contextmanager
 def progress_bar(description: str, total: int | None, quiet: bool = False,
                  unit_bytes: bool = True) -> Iterator[_Bar]:
-    """A bar shown on a terminal (stderr) unless `quiet`; a no-op otherwise (but for a
-    `progress_listener`)."""
+    """A bar shown on a terminal (stderr) unless `quiet`; when stderr is not a terminal,
+    one line naming the phase once it has run for `PIPED_LINE_AFTER_S` (a log or CI shows
+    where a long run is; a quick one, or bad input refused at once, prints nothing). A
+    `progress_listener` hears every bar, shown or not."""
     if quiet or not sys.stderr.isatty():
-        yield _Bar(None, None, description, total)
+        timer = threading.Timer(PIPED_LINE_AFTER_S, note, (f"replay: {description}...",))
+        timer.daemon = True
+        if not quiet:
+            timer.start()
+        try:
+            yield _Bar(None, None, description, total)
+        finally:
+            timer.cancel()
         return
     # imported only for a bar: rich.progress costs ~25 ms of start-up, and piped runs
     # never draw one
@@ -93,5 +108,17 @@ def progress_bar(description: str, total: int | None, quiet: bool = False,
 
 
 def warn(message: str) -> None:
-    """Print a one-line warning on stderr."""
-    console().print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+    """Print a one-line warning on stderr (the message is text, never markup)."""
+    _labelled("[yellow]warning:[/yellow]", message)
+
+
+def error(message: str) -> None:
+    """Print a one-line error on stderr (the message is text, never markup: it may echo
+    SQL or a path with brackets)."""
+    _labelled("[red]error:[/red]", message)
+
+
+def _labelled(label: str, message: str) -> None:
+    from rich.markup import escape
+
+    console().print(f"{label} {escape(message)}", soft_wrap=True)
