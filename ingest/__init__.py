@@ -13,9 +13,14 @@ from ingest.perf_dir import perf_dir_files
 from ingest.sniff import detect_format
 from ingest.source import check_file
 from ingest.errors import InputError
-from ingest.cache import use_for_numba
+from pathlib import Path
 
-use_for_numba()  # before any module of ingest or replay imports numba (none above does)
+from ingest.cache import source_key, use_for_numba
+
+#: this package's directory: its sources key the numba cache
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+use_for_numba(source_key(PACKAGE_DIR))  # before any module imports numba (none above does)
 
 #: format name -> "module:Class", imported only when used
 READERS = {

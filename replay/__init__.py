@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-import ingest  # noqa: F401 - first: it points numba's cache away from site-packages
+import ingest  # first: it points numba's cache away from site-packages
+from ingest.cache import source_key, use_for_numba
+
+# the engine's compiled functions inline helpers of other modules: key their cache by
+# every source of both packages (ingest.cache)
+use_for_numba(source_key(ingest.PACKAGE_DIR, Path(__file__).resolve().parent))
 
 if TYPE_CHECKING:
     from replay.database import Database

@@ -107,3 +107,17 @@ def test_regular_then_editable_install_runs_from_outside(tmp_path, compiled_kern
     where = _run(venv, "python", "-c", "import replay; print(replay.__file__)",
                  cwd=outside, env=env)
     assert Path(where.strip()) == tree / "replay" / "__init__.py"
+
+
+def test_numba_cache_is_keyed_by_every_source(tmp_path):
+    """A change to any source (here: a helper's module) moves the numba cache, so no
+    compiled function keeps an inlined copy of an older helper."""
+    from ingest.cache import source_key
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("def f(): return 1\n")
+    (pkg / "b.py").write_text("def g(): return 2\n")
+    before = source_key(pkg)
+    (pkg / "b.py").write_text("def g(): return 3\n")
+    assert source_key(pkg) != before
