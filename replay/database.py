@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from replay.dataset import EVENTS_FILE, SNAPSHOTS_DIR, STACKS_FILE, read_meta
 from ingest.errors import InputError, QueryError
+from replay.kernel.procfs import parse_pagetypeinfo
 from replay.kernel.sql import kernel_macros
 from ingest.schema import CONTEXT_HARDIRQ, CONTEXT_NMI, CONTEXT_SOFTIRQ, STACKS
 
@@ -39,9 +40,6 @@ _READ_ONLY = {
     duckdb.StatementType.PRAGMA,
     duckdb.StatementType.MULTI,  # PIVOT
 }
-
-_BLOCK_TYPES = re.compile(r"Number of blocks type\s+(.*)$", re.MULTILINE)
-
 
 @dataclass(frozen=True)
 class Dataset:
@@ -74,11 +72,11 @@ def pagetypeinfo_names(path: Path) -> tuple[str, ...] | None:
         return None
     for snap in sorted(snaps.glob("*pagetypeinfo*")):
         try:
-            m = _BLOCK_TYPES.search(snap.read_text(errors="replace"))
+            types = parse_pagetypeinfo(snap.read_text(errors="replace")).types
         except OSError:
             continue
-        if m and m.group(1).split():
-            return tuple(m.group(1).split())
+        if types:
+            return types
     return None
 
 
