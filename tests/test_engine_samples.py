@@ -130,3 +130,32 @@ def test_cli_refuses_bad_options(dataset, tmp_path):
                    "        present  16\n  start_pfn:           0\n")
     r = run_cli("simulate", dataset, "--zoneinfo", bad, "-q")
     assert r.returncode != 0 and "outside every zone" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["debian-5.10", "debian-6.1-4g", "ftrace-thp"])
+def test_baseline_meets_the_fidelity_bounds_on_each_kernel_era(tmp_path, name):
+    """Real traces of 5.10 and 6.1 (classic fallbacks) and 6.18 (claim/steal), with start and
+    end snapshots and no kpageflags: the baseline's end state per zone against the end
+    buddyinfo (free pages within 5 %, blocks of order >= 4 within 10 % or 16 blocks),
+    outcomes as traced, fallbacks within 2x of the trace's mm_page_alloc_extfrag."""
+    from replay.ingestion import ingest
+
+    trace = next(SAMPLES.glob(f"{name}.trace.txt.xz"))
+    ds = ingest(trace, tmp_path / f"{name}.replay", quiet=True)
+    options = SimOptions(max_orders=(9,), searches=("linear",), policies=("free",),
+                         modes=("simulated",), snapshots=str(SAMPLES / f"{name}.snapshots"),
+                         jobs=1)
+    fid = run_sweep(ds, options, quiet=True).fidelity
+    assert fid.world_estimate and fid.agreement_share >= 0.99
+    assert fid.extfrag / 2 <= fid.fallbacks <= 2 * max(fid.extfrag, 1)
+    checked = 0
+    for zone, z in fid.zones.items():
+        if not z.end_free_pages.proc:
+            continue
+        assert abs(z.end_free_pages.model - z.end_free_pages.proc) \
+            <= 0.05 * z.end_free_pages.proc, zone
+        for o in range(4, len(z.end_blocks.proc)):
+            m, k = z.end_blocks.model[o], z.end_blocks.proc[o]
+            assert abs(m - k) <= max(16, 0.1 * k), (zone, o, m, k)
+        checked += 1
+    assert checked >= 2
