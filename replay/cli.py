@@ -26,10 +26,17 @@ app = typer.Typer(
 )
 
 
+_SCHEDULER = typer.Option(
+    "--scheduler", help="Dask scheduler (tcp://HOST:PORT) to run each input's ingest and "
+    "each configuration's replay on; the inputs must be on storage its workers see at "
+    "the same paths (docs/fleet.md). Default: here, in a local process pool.")
+
+
 @app.command()
 def ingest(
-    trace: Annotated[Path, typer.Argument(help="Trace file (trace.dat, perf.data or text; "
-                                          "gzip/zstd/xz accepted).")],
+    traces: Annotated[list[Path], typer.Argument(
+        help="Trace files (trace.dat, perf.data or text; gzip/zstd/xz accepted).",
+        metavar="TRACE...")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                       help="Dataset directory to write (default: TRACE.replay).")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format",
@@ -47,13 +54,34 @@ def ingest(
                         help="perf.data only: the recording machine's /proc/kallsyms, to "
                              "name kernel callchain frames (default: this machine's, when "
                              "the file was recorded here).")] = None,
+    scheduler: Annotated[Optional[str], _SCHEDULER] = None,
 ) -> None:
-    """Read a page-allocator trace into a dataset directory (Parquet + meta.json)."""
-    from replay.ingestion import ingest as run_ingest
+    """Read page-allocator traces into dataset directories (Parquet + meta.json)."""
+    kwargs = {"fmt": fmt, "force": force, "strict": strict, "buffer": buffer,
+              "kallsyms": kallsyms}
+    if len(traces) == 1 and scheduler is None:
+        from replay.ingestion import ingest as run_ingest
 
-    out = run_ingest(trace, output, fmt=fmt, force=force, strict=strict, quiet=quiet,
-                     buffer=buffer, kallsyms=kallsyms)
-    note(f"wrote {out}")
+        note(f"wrote {run_ingest(traces[0], output, quiet=quiet, **kwargs)}")
+        return
+    if output is not None and len(traces) > 1:
+        raise typer.BadParameter("-o names one dataset: give one TRACE, or none",
+                                 param_hint="--output")
+    from replay.fleet.make import ingest_inputs
+
+    _fleet_outcome(ingest_inputs(traces, output, kwargs, scheduler, quiet))
+
+
+def _fleet_outcome(runs) -> None:  # noqa: ANN001 (replay.fleet loads only when used)
+    """A line per input (`wrote DATASET`, or its one-line error); exit 1 if any failed."""
+    for run in runs:
+        if run.error is None:
+            note(f"wrote {run.dataset}")
+        else:
+            console().print(f"[red]error:[/red] {run.label}: {run.error}", markup=True,
+                            highlight=False, soft_wrap=True)
+    if any(run.error is not None for run in runs):
+        sys.exit(1)
 
 
 @app.command()
@@ -161,6 +189,7 @@ def simulate(
     jobs: Annotated[int, typer.Option("-j", "--jobs",
                     help="Worker processes (default: every core).")] = 0,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
+    scheduler: Annotated[Optional[str], _SCHEDULER] = None,
 ) -> None:
     """Replay a dataset through the buddy + memarea model; write DATASET/sim/*.parquet."""
     from replay.engine.options import OptionError, SimOptions
@@ -181,14 +210,20 @@ def simulate(
         options.validate()
     except OptionError as e:
         raise typer.BadParameter(str(e)) from None
-    summary = run_sweep(dataset, options, quiet=quiet)
+    if scheduler is None:
+        summary = run_sweep(dataset, options, quiet=quiet)
+    else:
+        from replay.fleet.make import simulate_on_cluster
+
+        summary = simulate_on_cluster(dataset, options, scheduler, quiet=quiet)
     print_summary(summary)
 
 
 @app.command()
 def report(
-    source: Annotated[Path, typer.Argument(help="Trace file (ingested first) or dataset "
-                                           "directory.")],
+    sources: Annotated[list[Path], typer.Argument(
+        help="Trace files (ingested first) or dataset directories; several: one fleet "
+             "report.", metavar="TRACE_OR_DATASET...")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                       help="report.html to write; report.md and report.json go beside it "
                            "(default: DATASET/report.html).")] = None,
@@ -214,6 +249,7 @@ def report(
     force: Annotated[bool, typer.Option("--force", help="Replace existing report files "
                                         "(and re-ingest a trace).")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars.")] = False,
+    scheduler: Annotated[Optional[str], _SCHEDULER] = None,
 ) -> None:
     """Sweep candidate max orders and write a report recommending the lowest that works."""
     from replay.report.make import make_report
@@ -224,7 +260,25 @@ def report(
                                  snapshots, assume_no_thp)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    for path in make_report(source, output, options, force=force, quiet=quiet):
+    if len(sources) > 1:
+        if snapshots is not None:
+            raise typer.BadParameter("one directory of snapshots cannot describe several "
+                                     "machines: give each dataset its snapshots/",
+                                     param_hint="--snapshots")
+        from replay.fleet.make import make_fleet_report
+
+        paths, runs = make_fleet_report(sources, output, options, scheduler, force, quiet)
+        for path in paths:
+            note(f"wrote {path}")
+        _fleet_outcome([r for r in runs if r.error is not None])
+        return
+    if scheduler is None:
+        paths = make_report(sources[0], output, options, force=force, quiet=quiet)
+    else:
+        from replay.fleet.make import report_on_cluster
+
+        paths = report_on_cluster(sources[0], output, options, scheduler, force, quiet)
+    for path in paths:
         note(f"wrote {path}")
 
 

@@ -107,7 +107,7 @@ def run_cluster(client: Client, runs: list[TraceRun], steps: Steps,
     """Every input's steps as tasks on `client`'s cluster; failures recorded per trace."""
     from distributed import as_completed
 
-    pending = as_completed()
+    pending = as_completed(loop=client.loop)
     what: dict[Future, tuple[str, TraceRun]] = {}
 
     def submit(phase: str, run: TraceRun, fn: Callable[..., Any], *args: Any,
