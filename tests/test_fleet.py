@@ -148,3 +148,24 @@ def test_failed_input_is_listed_others_complete(local, tmp_path, cli):
     assert rep["fleet"]["failed"] == ["broken.dat"] and "broken.dat" in rep["fleet"]["headline"]
     assert rep["per_trace"]["perf-nog.perf.data.replay"]["demand"] == \
         local["rep"]["per_trace"]["perf-nog.perf.data"]["demand"]
+
+
+def test_cli_ingest_and_simulate_on_the_cluster(local, cluster, tmp_path, cli):
+    """`replay ingest A B --scheduler` then `replay simulate A.replay --scheduler`: the
+    same events and the same sweep as the local run."""
+    traces = _copy(tmp_path / "cli")[:2]
+    addr = cluster.scheduler_address
+    r = cli("ingest", *traces, "--scheduler", addr, "-q")
+    assert r.returncode == 0, r.stderr
+    wrote = [x for x in r.stderr.splitlines() if x.startswith("wrote ")]
+    assert len(wrote) == 2
+    for t in traces:
+        mine = pq.read_table(f"{t}.replay/events.parquet")
+        theirs = pq.read_table(local["dir"] / f"{t.name}.replay" / "events.parquet")
+        assert mine.equals(theirs), t.name
+    ds = Path(f"{traces[0]}.replay")
+    r = cli("simulate", ds, "--scheduler", addr, "--max-order", "8..10", "--search",
+            "linear", "--policy", "migrate", "-q")
+    assert r.returncode == 0, r.stderr
+    for name in ("runs", "requests"):
+        assert _sim(ds, name).equals(_sim(local["dir"] / f"{traces[0].name}.replay", name))

@@ -77,6 +77,8 @@ def simulate_on_cluster(dataset: Path, options: SimOptions, scheduler: str,
 def ingest_inputs(traces: list[Path], out: Path | None, kwargs: dict[str, Any],
                   scheduler: str | None, quiet: bool = False) -> list[TraceRun]:
     """`replay ingest` of several traces (`out` only with one)."""
+    if kwargs.get("kallsyms"):  # a worker resolves a relative path from its own directory
+        kwargs = {**kwargs, "kallsyms": Path(kwargs["kallsyms"]).absolute()}
     return execute(trace_runs(traces), ingest_steps(out, kwargs), scheduler, quiet)
 
 

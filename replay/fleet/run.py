@@ -73,7 +73,7 @@ def report_steps(force: bool, sweep: SimOptions, current: Callable[[Path], bool]
 
 def ingest_steps(out: Path | None, kwargs: dict[str, Any]) -> Steps:
     """`replay ingest`: the ingest only (`out`: the one input's dataset directory)."""
-    return Steps((ingest_task, (str(out) if out else None, kwargs)))
+    return Steps((ingest_task, (str(out.absolute()) if out else None, kwargs)))
 
 
 def labels(sources: list[Path]) -> list[str]:
