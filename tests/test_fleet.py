@@ -169,3 +169,15 @@ def test_cli_ingest_and_simulate_on_the_cluster(local, cluster, tmp_path, cli):
     assert r.returncode == 0, r.stderr
     for name in ("runs", "requests"):
         assert _sim(ds, name).equals(_sim(local["dir"] / f"{traces[0].name}.replay", name))
+
+
+def test_one_trace_report_on_the_cluster(local, cluster, tmp_path, cli):
+    """`replay report TRACE --scheduler`: the single-trace report, equal to that trace's
+    section of the local fleet report."""
+    trace = _copy(tmp_path / "one")[1]
+    html = tmp_path / "one" / "r.html"
+    r = cli("report", trace, "-o", html, "--scheduler", cluster.scheduler_address,
+            "--max-order", "8..10", "--search", "linear", "--policy", "migrate", "-q")
+    assert r.returncode == 0, r.stderr
+    mine = _report((html, html, html.with_suffix(".json")), tmp_path / "one")
+    assert mine == local["rep"]["per_trace"][trace.name]
