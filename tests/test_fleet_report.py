@@ -31,8 +31,8 @@ def fleet(tmp_path_factory):
         if not (SAMPLES / name).exists():
             pytest.skip(f"{SAMPLES / name} is not in this checkout")
         shutil.copy(SAMPLES / name, d / name)
-    paths, runs = make_fleet_report([d / n for n in TRACES], d / "f.html", OPTIONS,
-                                    quiet=True)
+    _, runs = make_fleet_report([d / n for n in TRACES], d / "f.html", OPTIONS,
+                                quiet=True)
     assert all(r.error is None for r in runs)
     return runs
 

@@ -14,8 +14,8 @@ from replay.dataset import read_meta
 from replay.engine.options import SimOptions
 from replay.engine.simulate import SweepSummary
 from replay.fleet.cluster import connect
-from replay.fleet.run import Steps, TraceRun, ingest_steps, report_steps, run_cluster, \
-    run_local, trace_runs
+from replay.fleet.run import Steps, TraceRun, run_cluster, run_local, trace_runs
+from replay.fleet.tasks import dataset_task, ingest_task
 from replay.report.make import make_report, report_paths, write_all
 from replay.report.options import ReportOptions
 from replay.report.sweep import sim_options, sweep_is_current
@@ -50,17 +50,23 @@ def _only(run: TraceRun) -> TraceRun:
     return run
 
 
-def report_steps_for(options: ReportOptions, force: bool) -> Steps:
-    """The report's steps: a dataset per input, its sweep unless sim/ holds it."""
-    return report_steps(force, sim_options(options),
-                        lambda dataset: sweep_is_current(dataset, options))
+def report_steps(options: ReportOptions, force: bool) -> Steps:
+    """`replay report`: a dataset per input (traces ingested unless already), its sweep
+    unless sim/ holds it."""
+    return Steps((dataset_task, (force,)), sim_options(options),
+                 lambda dataset: sweep_is_current(dataset, options))
+
+
+def ingest_steps(out: Path | None, kwargs: dict[str, Any]) -> Steps:
+    """`replay ingest`: the ingest only (`out`: the one input's dataset directory)."""
+    return Steps((ingest_task, (str(out.absolute()) if out else None, kwargs)))
 
 
 def report_on_cluster(source: Path, html: Path | None, options: ReportOptions,
                       scheduler: str, force: bool = False, quiet: bool = False
                       ) -> tuple[Path, Path, Path]:
     """`replay report` of one input whose ingest and sweep run on the cluster."""
-    run = _only(execute(trace_runs([source]), report_steps_for(options, force), scheduler,
+    run = _only(execute(trace_runs([source]), report_steps(options, force), scheduler,
                         quiet)[0])
     return make_report(source, html, options, force, quiet, dataset=run.dataset)
 
@@ -97,7 +103,7 @@ def make_fleet_report(sources: list[Path], html: Path | None, options: ReportOpt
     from replay.fleet.report import fleet_report
     from replay.report.collect import collect
 
-    runs = execute(trace_runs(sources), report_steps_for(options, force), scheduler, quiet)
+    runs = execute(trace_runs(sources), report_steps(options, force), scheduler, quiet)
     reports = {}
     for run in runs:
         if run.error is None:

@@ -18,15 +18,13 @@ from ingest.errors import ReplayError
 from replay.engine.options import SimOptions
 from replay.engine.simulate import SweepSummary
 from replay.fleet.cluster import LOCAL
-from replay.fleet.progress import FleetProgress, fleet_progress
+from replay.fleet.progress import fleet_progress
 from replay.fleet.tasks import (
     Plan,
     SweepDone,
     TaskFailure,
-    dataset_task,
     finish_task,
     group_task,
-    ingest_task,
     plan_task,
 )
 
@@ -64,16 +62,6 @@ class Steps:
     sweep: SimOptions | None = None
     #: whether a dataset's sim/ already holds this sweep (then it is kept)
     current: Callable[[Path], bool] = lambda dataset: False
-
-
-def report_steps(force: bool, sweep: SimOptions, current: Callable[[Path], bool]) -> Steps:
-    """`replay report`: ingest traces not yet ingested, sweep unless current."""
-    return Steps((dataset_task, (force,)), sweep, current)
-
-
-def ingest_steps(out: Path | None, kwargs: dict[str, Any]) -> Steps:
-    """`replay ingest`: the ingest only (`out`: the one input's dataset directory)."""
-    return Steps((ingest_task, (str(out.absolute()) if out else None, kwargs)))
 
 
 def labels(sources: list[Path]) -> list[str]:

@@ -1,7 +1,7 @@
 """Benchmark: the sweep on a Dask cluster of 1 and of 2 workers, and a fleet of 8 traces.
 
-Usage: python tests/bench/bench_fleet.py [--trace TRACE] [--repeat K] [--max-order 5..10]
-                                        [--fleet 8] [--fleet-max-order 8..10]
+Usage: python tests/bench/bench_fleet.py [--trace TRACE] [--repeat K]
+           [--max-order 5..10] [--fleet 8] [--fleet-max-order 8..10]
 
 1. Ingests TRACE (default: sample_traces/ftrace-thp.trace.txt.xz, its ftrace text, played
    K = 40 times end to end with shifted timestamps: a load of ~1M events, not evidence;
@@ -45,7 +45,8 @@ def repeated(trace: Path, k: int, out: Path) -> Path:
     import lzma
     import re
 
-    lines = lzma.open(trace, "rt").read().splitlines(keepends=True)
+    with lzma.open(trace, "rt") as f:
+        lines = f.read().splitlines(keepends=True)
     head = [x for x in lines if x.startswith("#")]
     body = [x for x in lines if not x.startswith("#")]
     stamp = re.compile(r"(\s)(\d+\.\d+):")
@@ -54,7 +55,7 @@ def repeated(trace: Path, k: int, out: Path) -> Path:
         f.writelines(head)
         for i in range(k):
             shift = i * (last + 1.0)
-            f.writelines(stamp.sub(lambda m: f"{m.group(1)}{float(m.group(2)) + shift:.6f}:",
+            f.writelines(stamp.sub(lambda m, s=shift: f"{m.group(1)}{float(m.group(2)) + s:.6f}:",
                                    x, count=1) for x in body)
     return out
 
