@@ -88,3 +88,10 @@ def test_two_traces_deltas_and_combined_demand(fleet):
     total = {r["order"]: r["requests"] for r in rep["combined"]["fleet_orders"]}
     assert total == {o: a.get(o, 0) + b.get(o, 0) for o in set(a) | set(b)}
     assert {r["trace"] for r in rep["combined"]["candidate_rows"]} == set(TRACES)
+
+
+def test_an_input_given_twice_is_refused(fleet, cli, tmp_path):
+    html = tmp_path / "f.html"
+    r = cli("report", fleet[0].dataset, fleet[1].dataset, fleet[0].dataset, "-o", html)
+    assert r.returncode == 1 and "given twice" in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and not html.exists()

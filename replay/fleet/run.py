@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.errors import ReplayError
+from ingest.errors import InputError, ReplayError
 from replay.engine.options import SimOptions
 from replay.engine.simulate import SweepSummary
 from replay.fleet.cluster import LOCAL
@@ -76,8 +76,14 @@ def labels(sources: list[Path]) -> list[str]:
 
 
 def trace_runs(sources: list[Path]) -> list[TraceRun]:
-    """One run per input, its path absolute (workers see it from their own directory)."""
+    """One run per input, its path absolute (workers see it from their own directory).
+    An input given twice is refused: its two runs would write one dataset at once."""
     paths = [Path(s).absolute() for s in sources]
+    seen: set[Path] = set()
+    for p in paths:
+        if p.resolve() in seen:
+            raise InputError(p, "given twice")
+        seen.add(p.resolve())
     return [TraceRun(label, p) for label, p in zip(labels(paths), paths)]
 
 
