@@ -1,6 +1,6 @@
 """Readers: one module per trace format, all yielding batches of one Arrow schema.
 
-`open_reader` picks the reader for a file from its content (or a forced `--format`).
+`open_reader` picks the reader for a file from its content (or a forced `--input-format`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from ingest.perf_dir import perf_dir_files
 from ingest.sniff import detect_format
 from ingest.source import check_file
 from ingest.errors import InputError
+from ingest.cache import use_for_numba
+
+use_for_numba()  # before any module of ingest or replay imports numba (none above does)
 
 #: format name -> "module:Class", imported only when used
 READERS = {

@@ -52,7 +52,7 @@ class IngestStats:
 class Reader(ABC):
     """One trace format: streams its events as Arrow batches in time order."""
 
-    #: the name `--format` accepts and meta.json records
+    #: the name `--input-format` accepts and meta.json records
     format: ClassVar[str]
     #: reader-specific keyword options of __init__ (`replay ingest --buffer` ...)
     options: ClassVar[tuple[str, ...]] = ()

@@ -5,7 +5,7 @@ per CPU, each (almost) in time order: nested events can step back a little, so t
 merge must not sort within a CPU. It does what libtraceevent / trace-cmd do
 (`ingest.cpu_streams.merge_order`): repeatedly take the record with the smallest
 timestamp among the heads of the CPU streams (ties go to the lower stream index), never
-reordering a CPU's own records (FORMATS.md §2). This drives it over streams of Arrow
+reordering a CPU's own records (docs/formats.md §2). This drives it over streams of Arrow
 chunks; only the current chunk of each stream is held in memory.
 
 API: `merge_by_time(streams)`: `streams` is a sequence (in CPU order) of iterables of

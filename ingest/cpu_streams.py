@@ -3,7 +3,7 @@
 `CpuStream` yields whole sub-buffers of one CPU as uint8 arrays of about `window` bytes:
 straight from the file (v6, v7 uncompressed) or inflated chunk by chunk from a v7
 compressed chunk stream (u32 count, then per chunk u32 compressed size, u32 size, data;
-FORMATS.md §4). Data cut short by the end of the file ends the stream and sets
+docs/formats.md §4). Data cut short by the end of the file ends the stream and sets
 `truncated`; data that does not inflate raises `InputError` with the chunk's offset.
 
 `merge_order` is trace-cmd's merge (tracecmd_read_next_data): repeatedly take the head

@@ -25,7 +25,12 @@ class OutputError(ReplayError):
 
 
 class QueryError(ReplayError):
-    """A SQL query that failed; the message carries the query."""
+    """A SQL query that failed; the message carries the query, `hint` the database's
+    further lines (a "Did you mean", the error's position in the query), if any."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 class TracingError(ReplayError):

@@ -1,6 +1,6 @@
 """Tracepoint `format` texts parsed into field tables, and the gfp flag names of a print fmt.
 
-trace.dat and perf.data both embed each event's tracefs `format` file (FORMATS.md §1); a
+trace.dat and perf.data both embed each event's tracefs `format` file (docs/formats.md §1); a
 binary reader decodes records only through these tables, never through hard-coded offsets.
 
 API (stable; the perf.data and `replay record` readers use it):
@@ -152,7 +152,7 @@ def parse_header_page(text: str) -> HeaderPage:
 
 
 # ---------------------------------------------------------------------------------------
-# C constant expressions of print fmt flag tables (FORMATS.md §1)
+# C constant expressions of print fmt flag tables (docs/formats.md §1)
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>0[xX][0-9a-fA-F]+|\d+)(?:[uUlL]*)|(?P<op><<|>>|[()|&~^+\-*])"

@@ -1,6 +1,6 @@
 """Vectorized decoding of binary ftrace entries into the event schema's columns.
 
-An ftrace entry is the payload of a ring-buffer data record (FORMATS.md §1-2): the common
+An ftrace entry is the payload of a ring-buffer data record (docs/formats.md §1-2): the common
 fields (`common_type`, `common_flags`, `common_pid`, ...) then the event's own fields, at
 the offsets its `format` text gives. trace.dat flyrecord data, perf.data RAW samples and
 `trace_pipe_raw` pages all carry such entries; this module turns many of them at once into

@@ -12,7 +12,8 @@ readers declare their loops here instead of with `numba.njit`:
     def _u32(buf, i, big): ...
 
 The first run compiles every kernel of `MODULES` with numba's ahead-of-time compiler
-(`numba.pycc`) into one extension module in the user's cache directory, named by a hash
+(`numba.pycc`) into one extension module in the replay cache directory
+(`ingest.cache.cache_dir()`), saying so on stderr, a line per phase; it is named by a hash
 of the reader sources and of the Python, numpy and numba installation; later runs import
 that module and never import numba. Where it cannot be built (no C compiler, no writable
 cache) or `REPLAY_JIT=1` is set, the same functions run under numba's JIT (cached), as
@@ -33,6 +34,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +42,8 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from ingest.cache import cache_dir
 
 #: the modules that declare kernels; all of them are compiled into one extension module
 MODULES = (
@@ -127,9 +131,7 @@ def _dispatchers() -> dict[str, Any]:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("REPLAY_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    root = Path(base) if base else Path.home() / ".cache"
-    return (root if os.environ.get("REPLAY_CACHE_DIR") else root / "replay") / "kernels"
+    return cache_dir() / "kernels"
 
 
 def _key() -> str:
@@ -185,8 +187,7 @@ def _extension() -> ModuleType | None:
                 failed.write_text(why + "\n")
             except OSError:
                 pass
-            print(f"replay: warning: could not build the compiled kernels ({why}); "
-                  "using numba's JIT", file=sys.stderr, flush=True)
+            _say(f"warning: could not build the compiled kernels ({why}); using numba's JIT")
             return None
     if not path.exists():
         return None
@@ -198,10 +199,10 @@ def _extension() -> ModuleType | None:
 
 
 def _build(root: Path, key: str) -> None:
-    """Compile every kernel into root/key/ (atomically: a temporary directory renamed)."""
-    if sys.stderr.isatty():
-        print("replay: compiling the readers' kernels, once (about a minute)...",
-              file=sys.stderr, flush=True)
+    """Compile every kernel into root/key/ (atomically: a temporary directory renamed),
+    with a line on stderr per phase, terminal or not: the build takes about a minute."""
+    start = time.monotonic()
+    _say(f"compiling the readers' kernels, once, into {root / key} (about a minute)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba.pycc is "pending deprecation"
         from numba.core import types
@@ -214,12 +215,20 @@ def _build(root: Path, key: str) -> None:
             cc = CC(_EXTENSION)
             cc.output_dir = str(tmp)
             cc.target_cpu = "host"  # the module is built for, and cached on, this machine
-            for c in {c.export_name: c for _, _, c in _declared() if c.signature}.values():
+            exported = {c.export_name: c for _, _, c in _declared() if c.signature}
+            for c in exported.values():
                 args = eval(f"({c.signature},)", {}, names)  # noqa: S307 - our own text
                 cc.export(c.export_name, args)(c.py_func)
+            _say(f"compiling {len(exported)} kernels to machine code "
+                 f"({time.monotonic() - start:.0f} s so far)")
             cc.compile()
             os.rename(tmp, root / key)
         finally:
             for module, attr, c in _declared():  # Python callers go back to the declarations
                 setattr(module, attr, c)
             shutil.rmtree(tmp, ignore_errors=True)
+    _say(f"compiled the readers' kernels in {time.monotonic() - start:.0f} s")
+
+
+def _say(message: str) -> None:
+    print(f"replay: {message}", file=sys.stderr, flush=True)

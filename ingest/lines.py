@@ -32,6 +32,8 @@ class LineBlock:
     starts: np.ndarray  # int64 offset of each line in `data`
     ends: np.ndarray  # int64 end of each line, without its line break
     raw_position: int  # bytes of the (possibly compressed) file consumed so far
+    #: the input ends inside the block's last line (no line break): a cut file
+    cut: bool = False
 
     def line_numbers(self, index: np.ndarray) -> np.ndarray:
         """1-based input line numbers of the lines at `index` in this block."""
@@ -70,11 +72,11 @@ def _block(first_line: int, data: bytes, raw_position: int) -> LineBlock:
 def _binary(path: Path, head: bytes, line: int) -> NoReturn:
     """Refuse binary data in a text trace, naming the format when it is a known one."""
     if head.startswith(TRACE_DAT_MAGIC):
-        raise InputError(path, "a trace.dat file, not text: leave out --format or use "
-                         "--format trace.dat")
+        raise InputError(path, "a trace.dat file, not text: leave out --input-format or use "
+                         "--input-format trace.dat")
     if head[:8] in PERF_MAGICS:
-        raise InputError(path, "a perf.data file, not text: leave out --format or use "
-                         "--format perf.data")
+        raise InputError(path, "a perf.data file, not text: leave out --input-format or use "
+                         "--input-format perf.data")
     raise InputError(path, "binary data in a text trace", where=f"line {line}")
 
 
@@ -101,6 +103,7 @@ def line_blocks(path: Path, block_bytes: int | None = None,
     block_bytes = block_bytes or BLOCK_BYTES
     line = 1
     rest = b""
+    cut_line = False
     with open_stream(path) as s:
         while True:
             chunk = s.read(block_bytes)
@@ -108,7 +111,8 @@ def line_blocks(path: Path, block_bytes: int | None = None,
             if not chunk:
                 if not data:
                     break
-                if not data.endswith(b"\n"):
+                cut_line = not data.endswith(b"\n")
+                if cut_line:
                     data += b"\n"
                 rest = b""
             else:
@@ -121,6 +125,7 @@ def line_blocks(path: Path, block_bytes: int | None = None,
             if nul >= 0:
                 _binary(path, data if line == 1 else b"", line + data.count(b"\n", 0, nul))
             block = _block(line, _utf8(data), s.tell_raw())
+            block.cut = not chunk and cut_line
             yield block
             line += len(block.starts)
             if not chunk:

@@ -1,7 +1,7 @@
 """perf.data constants: record types, sample_type and read_format bits, callchain markers.
 
 From include/uapi/linux/perf_event.h (kernel records) and tools/perf/util/event.h
-(perf's own "user" records, numbered from 64); FORMATS.md §5.
+(perf's own "user" records, numbered from 64); docs/formats.md §5.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The perf.data container: file header, event attributes with their ids, feature sections.
 
-Covers both layouts perf writes (FORMATS.md §5, tools/perf/util/header.c): the seekable
+Covers both layouts perf writes (docs/formats.md §5, tools/perf/util/header.c): the seekable
 file (104-byte header, attrs section, data section, feature sections after the data)
 and pipe mode (`perf record -o -`: a 16-byte header, then attrs, tracing data and
 features as records in the data stream, decoded here too so both layouts share one

@@ -1,7 +1,7 @@
 """The compiled record walker: perf.data records in, arrays of sample fields out.
 
 `walk_records` steps over `{u32 type, u16 misc, u16 size}` records in a uint8 buffer
-(FORMATS.md §5) and, without creating a Python object per record, fills:
+(docs/formats.md §5) and, without creating a Python object per record, fills:
 
 - `samples`: one row per SAMPLE of a wanted attribute (columns `S_*`): where its RAW
   payload and callchain are, its time, pid/tid, cpu, attribute;

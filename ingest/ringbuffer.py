@@ -1,4 +1,4 @@
-"""Compiled decoding of ftrace ring-buffer sub-buffers (FORMATS.md §2).
+"""Compiled decoding of ftrace ring-buffer sub-buffers (docs/formats.md §2).
 
 The same sub-buffers appear in trace.dat flyrecord data and in `per_cpu/cpuN/
 trace_pipe_raw` reads. One numba loop walks every sub-buffer of a buffer and returns

@@ -11,7 +11,7 @@ from ingest.errors import InputError
 TRACE_DAT_MAGIC = b"\x17\x08\x44tracing"
 PERF_MAGICS = (b"PERFILE2", b"2ELIFREP")
 
-# Line shapes of the text formats (FORMATS.md §6), tried in this order.
+# Line shapes of the text formats (docs/formats.md §6), tried in this order.
 _TEXT_SHAPES = (
     ("function-graph", re.compile(rb"/\*\s*(mm_page_\w+|mm_pagevec_free):")),
     ("perf-script", re.compile(rb"\[\d{3}\]\s+\S*\s*\d+\.\d+:\s+\w+:\w+:")),

@@ -1,7 +1,7 @@
 """Readers for the kernel's own `trace` / `trace_pipe` text and `trace-cmd report` text.
 
 Both print one event per line as `comm-pid [(tgid)] [cpu] [irq-flags] time: event: body`
-(kernel `trace_print_context`, trace-cmd `trace-read.c`; FORMATS.md §6.1-6.2); they differ
+(kernel `trace_print_context`, trace-cmd `trace-read.c`; docs/formats.md §6.1-6.2); they differ
 in their preamble and loss markers. `EventLineReader` is the machinery every reader of
 that line grammar shares (perf script's too): blocks of lines through the compiled
 scanner, the few lines that are not events through Arrow regexes.
@@ -49,6 +49,11 @@ class EventLineReader(Reader):
         for block in line_blocks(self.path, continuation=self.CONTINUATION):
             self.position = block.raw_position
             sc = scan(block.data, block.starts, block.ends, self.FRAMES)
+            if block.cut and sc.kind[-1] == KIND_PAGE:
+                # a page event cut mid-line (`gfp_flags=GFP_HI`, `pfn=0x1`) is malformed,
+                # never a value (docs/formats.md §6.4)
+                sc.kind[-1] = KIND_BAD_PAGE
+                self.stats.truncated = True
             self._account(block, sc)
             rows = np.flatnonzero(sc.kind == KIND_PAGE)
             if len(rows):

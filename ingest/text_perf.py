@@ -3,7 +3,7 @@
 A sample line is `comm tid [cpu] time: kmem:event: body` (comm `%16s`, or unpadded when
 a callchain follows; tid 5 or 7 wide); with `perf record -g` data each sample is followed
 by one line per frame, `<hex addr> <symbol+0xoff | [unknown]> (<dso>)`, innermost first,
-and a blank line (FORMATS.md §6.3, perf `builtin-script.c`). Lines are scanned by the
+and a blank line (docs/formats.md §6.3, perf `builtin-script.c`). Lines are scanned by the
 shared compiled scanner; callchains become deduplicated stacks in `stacks.parquet`: a
 sample's frame lines are contiguous text, so that text is the stack's key.
 """

@@ -1,7 +1,7 @@
 """Compiled scanning of event lines in the ftrace, trace-cmd report and perf script grammar.
 
 All three print an event as `<comm> <pid> [<cpu>] [<flags>] <time>: [<sys>:]<event>: <body>`
-(FORMATS.md §6): the kernel and trace-cmd join comm and pid with a dash
+(docs/formats.md §6): the kernel and trace-cmd join comm and pid with a dash
 (`comm-pid`, the pid is the last `-digits` before the CPU bracket, comm may hold spaces
 and dashes) and may add a `(tgid)` column; perf script separates them with spaces (comm
 not padded when callchains follow) and names the event `sys:event`. `scan_lines` (numba)

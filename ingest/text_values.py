@@ -3,7 +3,7 @@
 Text readers hand over one byte buffer and, per event, the byte range of its rendered
 `print fmt` body (`page=... pfn=... order=...`). `decode_body` (numba) turns a body into
 the schema's numeric columns in one pass over its bytes; `value_columns` makes Arrow
-columns of the results. Covered variants (FORMATS.md §6.4, §7): decimal or 0x pfn, raw /
+columns of the results. Covered variants (docs/formats.md §6.4, §7): decimal or 0x pfn, raw /
 hashed / 0x / `(null)` / `(nil)` page pointers, failed allocations (NULL page or pfn -1 →
 `pfn` null), gfp flags as names, raw hex (fills `gfp`), `none` or `GFP_NOWAIT` (gfp 0),
 old event names, unknown extra `key=value` fields (ignored).

@@ -73,7 +73,7 @@ class TraceDatReader(Reader):
                 yield from self._merged(layout, buf, decoder, [_Cpu(s) for s in streams])
             finally:
                 os.close(fd)
-            if any(s.truncated for s in streams):
+            if layout.truncated or any(s.truncated for s in streams):
                 self.stats.truncated = True
 
     def _choose_buffer(self, layout: Layout) -> Buffer:

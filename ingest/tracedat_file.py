@@ -1,4 +1,4 @@
-"""The structure of a trace-cmd `trace.dat` file, versions 6 and 7 (FORMATS.md §3-4).
+"""The structure of a trace-cmd `trace.dat` file, versions 6 and 7 (docs/formats.md §3-4).
 
 `read_layout(path)` reads everything but the ring-buffer data: the fixed header, the
 header_page and event formats, saved cmdlines, options, and where each buffer's per-CPU
@@ -76,6 +76,8 @@ class Layout:
     ts_offset: int = 0  # ns added to every timestamp (DATE and OFFSET options)
     tsc2nsec: tuple[int, int, int] | None = None  # (mult, shift, offset)
     file_size: int = 0
+    #: the file ends before its end (v7: inside the options that follow the CPU data)
+    truncated: bool = False
 
 
 class _Cursor:
@@ -296,11 +298,16 @@ class _Parser:
         self.sections: dict[int, int] = {}
         self.buffer_opts: list[tuple[bytes, int]] = []
         offset = c.num(8, "offset of the first options section")
-        seen = set()
+        seen: list[int] = []
         while offset:
             if offset in seen:
                 raise c.fail("options sections form a loop", pos=offset)
-            seen.add(offset)
+            if seen and OPT_EVENT_FORMATS in self.sections and self._cut_at(offset):
+                lay.truncated = True  # cut after the headers: keep the complete events
+                if not self.buffer_opts:
+                    self._recover_top_buffer(self._section_end(seen[-1]))
+                break
+            seen.append(offset)
             offset = self._options_section(offset)
         for opt, reader in ((OPT_HEADER_INFO, self._header_info),
                             (OPT_FTRACE_EVENTS, self._ftrace_events),
@@ -310,6 +317,60 @@ class _Parser:
                 reader(self._section(self.sections[opt], opt)[0])
         for data, start in self.buffer_opts:
             self._v7_buffer(data, start)
+
+    def _section_end(self, offset: int) -> int | None:
+        """Where the section at `offset` ends, by its header; None when the file ends
+        inside the header."""
+        if offset + 16 > self.size:
+            return None
+        (size,) = struct.unpack(("<", ">")[self.big] + "Q", self.mm[offset + 8 : offset + 16])
+        return offset + 16 + size
+
+    def _cut_at(self, offset: int) -> bool:
+        end = self._section_end(offset)
+        return end is None or end > self.size
+
+    def _recover_top_buffer(self, at: int | None) -> None:
+        """The file is cut before the options section that follows the CPU data, and with
+        it the BUFFER option giving each CPU's offset. Compressed CPU data can still be
+        found: trace-cmd writes the top instance's flyrecord section right after the first
+        options section, and in it one self-delimiting chunk stream per CPU, in CPU order,
+        each starting page-aligned (docs/formats.md §4)."""
+        lay = self.layout
+        c = _Cursor(self.mm, self.path, 0, self.big)
+        c.seek(at or 0, "flyrecord section")
+        if c.num(2, "section id") != SECTION_FLYRECORD:
+            return
+        flags = c.num(2, "section flags")
+        c.num(4, "section description")
+        size = c.num(8, "section size")
+        end = c.pos + size
+        if not flags & SEC_FL_COMPRESS:
+            raise c.fail("cut before the buffer options that locate its uncompressed CPU "
+                         "data", pos=self.size)
+        cpus, pos = [], -(-c.pos // lay.page_size) * lay.page_size
+        for cpu in range(lay.cpus):
+            stream_end = self._chunk_stream_end(pos)
+            cpus.append(CpuData(cpu, pos, min(stream_end, end) - pos - 4))
+            if stream_end >= self.size:
+                break
+            pos = -(-stream_end // lay.page_size) * lay.page_size
+        lay.buffers[""] = Buffer("", lay.page_size, cpus, lay.clock, compressed=True)
+
+    def _chunk_stream_end(self, pos: int) -> int:
+        """Where the chunk stream at `pos` ends (u32 count, then per chunk u32 compressed
+        size, u32 size, data); past the file's end when the file cuts it."""
+        e = ("<", ">")[self.big]
+        if pos + 4 > self.size:
+            return self.size + 1
+        (count,) = struct.unpack(e + "I", self.mm[pos : pos + 4])
+        pos += 4
+        for _ in range(count):
+            if pos + 8 > self.size:
+                return self.size + 1
+            (zsize,) = struct.unpack(e + "I", self.mm[pos : pos + 4])
+            pos += 8 + zsize
+        return pos
 
     def _section(self, offset: int, want: int) -> tuple[_Cursor, int]:
         """The body of the section at `offset` (inflated when compressed), and its flags."""

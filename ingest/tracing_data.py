@@ -1,6 +1,6 @@
 """perf's HEADER_TRACING_DATA blob: the event formats a perf.data carries for tracepoints.
 
-Layout (FORMATS.md §5; tools/perf/util/trace-event-read.c trace_report): magic
+Layout (docs/formats.md §5; tools/perf/util/trace-event-read.c trace_report): magic
 `17 08 44 "tracing"`, version string (`0.5`/`0.6`), endian byte, long size byte, u32
 page size, `header_page` / `header_event` texts, ftrace formats, event formats per
 system, kallsyms (u32 size + text), printk formats (u32 size + text) and, from version

@@ -1,6 +1,6 @@
 -- allocs: every successful mm_page_alloc paired with the free that ends it.
 --
--- Pairing rule (the kernel's, DESIGN §6, FORMATS.md §8), keyed by pfn:
+-- Pairing rule (the kernel's, docs/design.md §6, docs/formats.md §8), keyed by pfn:
 --   * A block ends with one mm_page_free of the same head pfn and order when that free
 --     is the next page-free event of that pfn after the allocation ("whole"): always so
 --     for order-0 and compound (__GFP_COMP) blocks.

@@ -1,7 +1,7 @@
 -- Distribution of memarea search cost per search strategy, for one configuration.
 --
 -- Question: how much does each search (linear, coalesced, bitmap) inspect per request
--- (DESIGN §1, Q3) — the whole distribution, not only the runs table's percentiles? Needs
+-- (docs/design.md §1, Q3) — the whole distribution, not only the runs table's percentiles? Needs
 -- a replay (`requests` view). One row per search and percentile.
 -- @param mode VARCHAR simulated  observed | simulated
 -- @param max_order INTEGER 5  candidate max order N

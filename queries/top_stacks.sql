@@ -2,7 +2,9 @@
 --
 -- Question: who asks for each order — which kernel call paths? Frames of the page
 -- allocator itself (matching $skip, like perf kmem's callsite search) are left out, and
--- offsets dropped, so the same caller at different offsets counts once. Needs stacks.
+-- offsets dropped, so the same caller at different offsets counts once. User frames
+-- without a symbol show as [dso] (or [user] without one), a run of them once: their
+-- addresses differ between processes, and would split identical call paths. Needs stacks.
 -- @param order INTEGER NULL  only this order (NULL: every order)
 -- @param top INTEGER 10  call paths kept per order
 -- @param depth INTEGER 6  frames shown per call path
@@ -13,13 +15,20 @@
 --   rank       1 = most requests at this order
 --   requests   successful and failed mm_page_alloc events with this call path
 --   pages      pages requested
---   call_path  callee <- caller frames (function names), innermost first
-WITH frames AS (
+--   call_path  callee <- caller frames (function names, [dso] for unnamed user code), innermost first
+WITH named AS (
     SELECT trace, stack_id, depth,
-           coalesce(regexp_replace(symbol, '\+0x[0-9a-fA-F]+$', ''),
-                    printf('%#x', addr)) AS fn
+           CASE WHEN symbol IS NOT NULL THEN regexp_replace(symbol, '\+0x[0-9a-fA-F]+$', '')
+                WHEN context = 'user' THEN '[' || coalesce(dso, 'user') || ']'
+                ELSE printf('%#x', addr) END AS fn
     FROM stacks
     WHERE NOT regexp_matches(coalesce(symbol, ''), $skip)
+),
+frames AS (  -- a run of unnamed user frames (ASLR addresses) counts as one frame
+    SELECT * FROM (
+        SELECT *, lag(fn) OVER (PARTITION BY trace, stack_id ORDER BY depth) AS prev
+        FROM named)
+    WHERE NOT (fn LIKE '[%]' AND fn IS NOT DISTINCT FROM prev)
 ),
 paths AS (
     SELECT trace, stack_id,

@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+import ingest  # noqa: F401 - first: it points numba's cache away from site-packages
+
 if TYPE_CHECKING:
     from replay.database import Database
 

@@ -10,20 +10,40 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ingest.errors import ReplayError
-from replay.progress import console, note
+if TYPE_CHECKING:
+    from replay.engine.simulate import SweepSummary
+
+from ingest.errors import OutputError, ReplayError
+from replay.progress import console, error, note, warn
 
 app = typer.Typer(
     name="replay",
     help="Linux page-allocator traces into answers: ingest, query, replay, report.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from replay import __version__
+
+        typer.echo(f"replay {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version,
+                       is_eager=True, help="Print replay's version and exit.")] = False,
+) -> None:
+    """Linux page-allocator traces into answers: ingest, query, replay, report."""
 
 
 _SCHEDULER = typer.Option(
@@ -39,10 +59,13 @@ def ingest(
         metavar="TRACE...")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                       help="Dataset directory to write (default: TRACE.replay).")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format",
+    fmt: Annotated[Optional[str], typer.Option("--input-format",
                    help="Force the input format instead of detecting it: ftrace, "
                         "trace-cmd-report, perf-script, function-graph, trace.dat, "
                         "perf.data.")] = None,
+    legacy_fmt: Annotated[Optional[str], typer.Option("--format", hidden=True,
+                          help="Old name of --input-format (until the next release).")
+                          ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset.")] = False,
     strict: Annotated[bool, typer.Option("--strict",
                       help="Fail on the first malformed page-event line.")] = False,
@@ -57,12 +80,17 @@ def ingest(
     scheduler: Annotated[Optional[str], _SCHEDULER] = None,
 ) -> None:
     """Read page-allocator traces into dataset directories (Parquet + meta.json)."""
-    kwargs = {"fmt": fmt, "force": force, "strict": strict, "buffer": buffer,
+    if legacy_fmt:
+        warn("--format is now --input-format (--format is kept until the next release)")
+    _make_parent(output)
+    kwargs = {"fmt": fmt or legacy_fmt, "force": force, "strict": strict, "buffer": buffer,
               "kallsyms": kallsyms}
     if len(traces) == 1 and scheduler is None:
         from replay.ingestion import ingest as run_ingest
 
-        note(f"wrote {run_ingest(traces[0], output, quiet=quiet, **kwargs)}")
+        out = run_ingest(traces[0], output, quiet=quiet, **kwargs)
+        note(f"wrote {out}")
+        _warn_unnamed_kernel_frames(out, kallsyms)
         return
     if output is not None and len(traces) > 1:
         raise typer.BadParameter("-o names one dataset: give one TRACE, or none",
@@ -82,6 +110,29 @@ def _fleet_outcome(runs) -> None:  # noqa: ANN001 (replay.fleet loads only when 
                             highlight=False, soft_wrap=True)
     if any(run.error is not None for run in runs):
         sys.exit(1)
+
+
+def _make_parent(output: Optional[Path]) -> None:
+    """`-o dir/x` with `dir` missing: make it (and its parents), as `mkdir -p` would."""
+    if output is not None:
+        try:
+            output.absolute().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{output.parent}: cannot create: {e.strerror}") from None
+
+
+def _warn_unnamed_kernel_frames(dataset: Path, kallsyms: Optional[Path]) -> None:
+    """A perf.data recorded on another machine has no kernel symbols here: say so at
+    ingest, and how to name its frames, not only inside meta.json."""
+    from replay.dataset import read_meta
+
+    stacks = read_meta(dataset).get("stacks") or {}
+    unnamed = stacks.get("unknown_kernel_frames") or 0
+    if unnamed and kallsyms is None:
+        why = stacks.get("why_no_symbols", "no kernel symbols").split("; pass --kallsyms")[0]
+        warn(f"{unnamed} of {stacks.get('kernel_frames', unnamed)} kernel callchain frames "
+             f"are unnamed ({why}): give the recording machine's /proc/kallsyms with "
+             "--kallsyms FILE")
 
 
 @app.command()
@@ -146,12 +197,46 @@ def record(
     opts = RecordOptions(output=output, duration=duration, command=tuple(command or ()),
                          kpageflags=kpageflags, force=force, quiet=quiet, tracefs=tracefs,
                          **{k: v for k, v in given.items() if v is not None})
+    _make_parent(output)
     out = run_record(opts)
     note(f"wrote {out}")
 
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _choices(text: str, option: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list of names from `known`; a usage error names the option, the
+    wrong name and the choices."""
+    names = _names(text)
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        wrong = f"unknown {option.lstrip('-')} {bad[0]!r}: choose" if bad else "choose"
+        raise typer.BadParameter(f"{wrong} from {', '.join(known)}", param_hint=f"'{option}'")
+    return names
+
+
+def _print_simulation(summary: SweepSummary, fmt: str) -> None:
+    """The sweep's runs: the summary table on a terminal, plain aligned columns (no box
+    drawing) in a pipe, each followed by the fidelity lines; or the runs table as CSV or
+    JSON, the fidelity lines then on stderr so stdout stays data."""
+    from rich.console import Console
+
+    from replay.engine.summary import print_summary, summary_lines, summary_table
+
+    if fmt == "table" and sys.stdout.isatty():
+        print_summary(summary)
+        return
+    if fmt == "table":
+        table = summary_table(summary.runs)
+        table.box, table.title, table.show_edge, table.pad_edge = None, None, False, False
+        Console(file=sys.stdout, width=100_000, no_color=True, highlight=False).print(table)
+        typer.echo("\n".join(summary_lines(summary)))
+        return
+    _write(summary.runs, fmt, None, False)
+    for line in summary_lines(summary):
+        note(line)
 
 
 @app.command()
@@ -189,21 +274,29 @@ def simulate(
     jobs: Annotated[int, typer.Option("-j", "--jobs",
                     help="Worker processes (default: every core).")] = 0,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
+    fmt: Annotated[str, typer.Option("--format",
+                   help="Summary format: table (boxed on a terminal, plain columns in a "
+                        "pipe), csv or json (the runs table; fidelity lines on stderr).")
+                   ] = "table",
     scheduler: Annotated[Optional[str], _SCHEDULER] = None,
 ) -> None:
     """Replay a dataset through the buddy + memarea model; write DATASET/sim/*.parquet."""
-    from replay.engine.options import OptionError, SimOptions
+    from replay.engine.memarea import SEARCHES
+    from replay.engine.options import MODES, OptionError, SimOptions
     from replay.engine.simulate import run_sweep
-    from replay.engine.summary import print_summary
+    from replay.kernel.pagestate import POLICIES
+    from replay.output import FORMATS
     from replay.report.options import parse_orders
 
     try:
         max_orders = parse_orders(max_order)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--max-order") from None
+    _choices(fmt, "--format", FORMATS)
     options = SimOptions(
-        max_orders=max_orders, searches=_names(search),
-        policies=_names(policy), modes=_names(mode), align=align, offset=offset,
+        max_orders=max_orders, searches=_choices(search, "--search", SEARCHES),
+        policies=_choices(policy, "--policy", POLICIES),
+        modes=_choices(mode, "--mode", MODES), align=align, offset=offset,
         zoneinfo=str(zoneinfo) if zoneinfo else None,
         snapshots=str(snapshots) if snapshots else None, kernel=kernel, check=check, jobs=jobs)
     try:
@@ -216,7 +309,7 @@ def simulate(
         from replay.fleet.make import simulate_on_cluster
 
         summary = simulate_on_cluster(dataset, options, scheduler, quiet=quiet)
-    print_summary(summary)
+    _print_simulation(summary, fmt)
 
 
 @app.command()
@@ -253,8 +346,10 @@ def report(
 ) -> None:
     """Sweep candidate max orders and write a report recommending the lowest that works."""
     from replay.report.make import make_report
-    from replay.report.options import report_options
+    from replay.report.options import POLICIES, SEARCHES, report_options
 
+    _choices(search, "--search", SEARCHES)
+    _choices(policy, "--policy", POLICIES)
     try:
         options = report_options(max_order, search, policy, bar_policy, min_satisfied,
                                  snapshots, assume_no_thp)
@@ -267,11 +362,14 @@ def report(
                                      param_hint="--snapshots")
         from replay.fleet.make import make_fleet_report
 
+        _make_parent(output)
         paths, runs = make_fleet_report(sources, output, options, scheduler, force, quiet)
         for path in paths:
             note(f"wrote {path}")
+        typer.echo("fleet verdict: " + json.loads(paths[2].read_text())["fleet"]["headline"])
         _fleet_outcome([r for r in runs if r.error is not None])
         return
+    _make_parent(output)
     if scheduler is None:
         paths = make_report(sources[0], output, options, force=force, quiet=quiet)
     else:
@@ -280,6 +378,18 @@ def report(
         paths = report_on_cluster(sources[0], output, options, scheduler, force, quiet)
     for path in paths:
         note(f"wrote {path}")
+    typer.echo(_verdict(next(p for p in paths if p.suffix == ".json")))
+
+
+def _verdict(report_json: Path) -> str:
+    """The report's recommendation as one sentence (its report.json `recommendation`)."""
+    rec = json.loads(report_json.read_text())["recommendation"]
+    n = rec.get("max_order")
+    bar = rec.get("bar", {}).get("text")
+    verdict = ("no candidate max order meets the bar" if n is None else
+               f"lowest max order meeting the bar: N = {n} (MAX_ORDER {n + 1} in 2001-era "
+               "terms)")
+    return f"verdict: {verdict}" + (f"; bar: {bar}" if bar else "")
 
 
 _FORMAT_HELP = "Output format: table (aligned; boxed on a terminal), csv or json."
@@ -359,7 +469,7 @@ def query(
     from replay.database import open_datasets
 
     with open_datasets(datasets) as db:
-        _write(db.fetch(q.sql, bound), fmt, output, force)
+        _write(db.fetch(q.sql, bound, label=f"query {name}"), fmt, output, force)
 
 
 @app.command()
@@ -377,12 +487,53 @@ def stat(
         typer.echo(page_stat(db, kernel=kernel), nl=False)
 
 
+@app.command()
+def serve(
+    data: Annotated[Path, typer.Option("--data", help="Directory of the datasets and the "
+                                       "service's catalogue (made if missing).")] = Path("."),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (beyond loopback "
+                                      "only with a token).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8421,
+    token_file: Annotated[Optional[Path], typer.Option("--token-file",
+                          help="File whose first line is the token uploads and deletes "
+                               "need (default: $REPLAY_TOKEN; none: writes open, loopback "
+                               "only).")] = None,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1,
+                    help="Uploads ingested and reported at once.")] = 1,
+    max_upload_mib: Annotated[int, typer.Option("--max-upload", min=1,
+                              help="Largest upload accepted, in MiB.")] = 4096,
+    sql_seconds: Annotated[float, typer.Option("--sql-timeout", min=0.001,
+                           help="Seconds a SQL query may run.")] = 30.0,
+    sql_rows: Annotated[int, typer.Option("--sql-rows", min=1,
+                        help="Rows a SQL answer holds at most.")] = 10_000,
+    max_order: Annotated[str, typer.Option("--max-order",
+                         help="Each upload's report: candidate max orders.")] = "3..10",
+    search: Annotated[str, typer.Option("--search", help="Each upload's report: memarea "
+                                        "searches.")] = "linear,coalesced,bitmap",
+    policy: Annotated[str, typer.Option("--policy", help="Each upload's report: memarea "
+                                        "policies (the bar judges migrate, else the last).")
+                      ] = "free,reclaim,migrate",
+) -> None:
+    """Serve the datasets over HTTP: upload traces, read reports, run SQL, compare."""
+    from replay.database import Limits
+    from replay.serve.config import ServeConfig, read_token, sweep_options
+    from replay.serve.server import run as run_server
+
+    try:
+        options = sweep_options(max_order, search, policy)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    config = ServeConfig(data.resolve(), read_token(token_file), jobs, max_upload_mib << 20,
+                         Limits(sql_seconds, sql_rows), options)
+    run_server(config, host, port)
+
+
 def main() -> None:
     """Entry point: run the app, turning library errors into one-line messages."""
     try:
         app(standalone_mode=False)
     except ReplayError as e:
-        console().print(f"[red]error:[/red] {e}", soft_wrap=True)
+        error(str(e))
         sys.exit(1)
     except KeyboardInterrupt:
         console().print("[red]interrupted[/red]")

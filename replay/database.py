@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -106,6 +107,22 @@ def _empty_stacks() -> str:
     return f"SELECT {cols}, CAST(NULL AS VARCHAR) AS trace WHERE false"
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one query: seconds before it is interrupted, rows returned at most."""
+
+    seconds: float | None = None
+    rows: int | None = None
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """A result within `Limits`: `truncated` when the query had more rows than returned."""
+
+    table: pa.Table
+    truncated: bool
+
+
 class Database:
     """Opened datasets: `sql()` runs a read-only query and returns a DuckDB relation."""
 
@@ -113,18 +130,24 @@ class Database:
         self.datasets = datasets
         self.con = con
 
+    def cursor(self) -> Database:
+        """The same datasets over a new connection to the same DuckDB (its views and
+        restrictions): one per thread, since a connection runs one query at a time."""
+        return Database(self.datasets, self.con.cursor())
+
     @property
     def traces(self) -> list[str]:
         """The `trace` value of every dataset, in the order given."""
         return [d.trace for d in self.datasets]
 
-    def sql(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None
-            ) -> duckdb.DuckDBPyRelation:
-        """Run `query` (read-only) with bound `params`; a relation (`.df()`, `.arrow()`)."""
+    def sql(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None,
+            label: str | None = None) -> duckdb.DuckDBPyRelation:
+        """Run `query` (read-only) with bound `params`; a relation (`.df()`, `.arrow()`).
+        Errors name the query by `label` (a named query's name) or by its SQL."""
         try:
             statements = duckdb.extract_statements(query)
         except duckdb.Error as e:
-            raise QueryError(f"{_first_line(e)} in: {_one_line(query)}") from None
+            raise _query_error(e, label or _one_line(query)) from None
         for st in statements:
             if st.type not in _READ_ONLY:
                 raise QueryError(f"only queries can run (datasets are read-only), "
@@ -134,17 +157,17 @@ class Database:
                 return self.con.sql(query, params=params)
             return self.con.sql(query)
         except duckdb.Error as e:
-            raise QueryError(f"{_first_line(e)} in: {_one_line(query)}") from None
+            raise _query_error(e, label or _one_line(query)) from None
 
     def query(self, name: str, params: Mapping[str, str | None] | None = None
               ) -> duckdb.DuckDBPyRelation:
         """Run the named query `name` (queries/NAME.sql) with parameters given as text."""
-        return self.sql(*_named(name, params))
+        return self.sql(*_named(name, params), label=f"query {name}")
 
-    def fetch(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None
-              ) -> pa.Table:
+    def fetch(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None,
+              label: str | None = None) -> pa.Table:
         """The result of `query` as an Arrow table; errors as `QueryError`."""
-        rel = self.sql(query, params)
+        rel = self.sql(query, params, label)
         if rel is None:  # a PRAGMA with no result
             return pa.table({})
         try:
@@ -152,12 +175,48 @@ class Database:
             # DuckDB 1.4+ hands out a stream, earlier versions a table.
             return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
         except duckdb.Error as e:
-            raise QueryError(f"{_first_line(e)} in: {_one_line(query)}") from None
+            raise _query_error(e, label or _one_line(query)) from None
+
+    def fetch_bounded(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None,
+                      limits: Limits) -> Bounded:
+        """The result of `query` within `limits`: interrupted after `limits.seconds`
+        (a `QueryError`), cut after `limits.rows` rows."""
+        timer = None
+        if limits.seconds is not None:
+            timer = threading.Timer(limits.seconds, self.con.interrupt)
+            timer.daemon = True
+            timer.start()
+        try:
+            rel = self.sql(query, params)
+            if rel is None:
+                return Bounded(pa.table({}), False)
+            size = min(limits.rows or 1 << 16, 1 << 16) + 1
+            # to_arrow_reader since DuckDB 1.4, fetch_record_batch (now deprecated) before
+            reader = (rel.to_arrow_reader(size) if hasattr(rel, "to_arrow_reader")
+                      else rel.fetch_record_batch(size))
+            batches, rows = [], 0
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if limits.rows is not None and rows > limits.rows:
+                    break
+            table = pa.Table.from_batches(batches, reader.schema)
+        except duckdb.InterruptException:
+            raise QueryError(f"stopped after the time limit of {limits.seconds:g} s: "
+                             f"{_one_line(query)}") from None
+        except duckdb.Error as e:
+            raise _query_error(e, _one_line(query)) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if limits.rows is not None and table.num_rows > limits.rows:
+            return Bounded(table.slice(0, limits.rows), True)
+        return Bounded(table, False)
 
     def fetch_query(self, name: str, params: Mapping[str, str | None] | None = None
                     ) -> pa.Table:
         """The result of the named query `name` as an Arrow table."""
-        return self.fetch(*_named(name, params))
+        return self.fetch(*_named(name, params), label=f"query {name}")
 
     def close(self) -> None:
         """Close the DuckDB connection."""
@@ -180,6 +239,27 @@ def _named(name: str, params: Mapping[str, str | None] | None) -> tuple[str, dic
 
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+#: DuckDB's lines after the first that help: "Did you mean ...", "Candidate bindings: ..."
+_HINT = re.compile(r"^(Did you mean|Candidate (bindings|functions))\b")
+#: the views only a replay (`replay simulate`) creates
+_REPLAY_VIEWS = ("requests", "runs", "series")
+
+
+def _query_error(e: duckdb.Error, where: str) -> QueryError:
+    """One line for a failed query: DuckDB's message with its hints, and which query; a
+    view that only a replay creates says how to get it."""
+    missing = re.match(r"Catalog Error: Table with name (\w+) does not exist", str(e))
+    if missing and missing[1] in _REPLAY_VIEWS:
+        return QueryError(f"{where}: the view {missing[1]} holds a replay's results: run "
+                          "`replay simulate DATASET` first")
+    lines = str(e).strip().splitlines()
+    hints = [ln.strip() for ln in lines[1:] if _HINT.match(ln.strip())]
+    # the whole of DuckDB's further lines (the caret under the error too) as the hint a
+    # service shows beside the one-line message
+    return QueryError(" ".join([_first_line(e), *hints]) + f" in: {where}",
+                      "\n".join(lines[1:]).strip("\n"))
 
 
 def _union(parts: Iterable[str]) -> str:

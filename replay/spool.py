@@ -1,7 +1,7 @@
 """Streaming each CPU's ring buffer out of the kernel into a spool file while tracing runs.
 
 One thread per CPU reads `per_cpu/cpuN/trace_pipe_raw`, which hands out whole
-sub-buffers (FORMATS.md §2), and appends them to `cpuN.raw`, so memory stays bounded
+sub-buffers (docs/formats.md §2), and appends them to `cpuN.raw`, so memory stays bounded
 however long the capture. The threads only copy bytes (the GIL is released in read and
 write); decoding happens after the capture, off the traced workload's back.
 """

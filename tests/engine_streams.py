@@ -39,7 +39,7 @@ def snapshots(*zones: ZoneInfo, buddyinfo: dict[str, list[int]] | None = None) -
 def make_stream(ops: list[tuple], release: str | None = "6.18") -> Stream:
     """ops: ("alloc", pfn or -1, order, gfp_flags), ("free", pfn, order),
     ("take", pfn, order, migratetype) or ("drain", pfn, order)."""
-    kind, pfn, order, mt, zt, cls = [], [], [], [], [], []
+    kind, pfn, order, mt, zt, cls, folio = [], [], [], [], [], [], []
     for op in ops:
         g = op[3] if op[0] == "alloc" else None
         m = gfp.migratetype(g) if op[0] == "alloc" else (op[3] if op[0] == "take" else 0)
@@ -49,10 +49,11 @@ def make_stream(ops: list[tuple], release: str | None = "6.18") -> Stream:
         mt.append(m)
         zt.append(gfp.zone_type(g))
         cls.append(pagestate.request_class(g, m))
+        folio.append(gfp.has(g, gfp.COMP_NAMES))
     n = len(ops)
     a = lambda x, t=np.int64: np.array(x, t)  # noqa: E731
     return build_stream(a(kind, np.int8), a(pfn), a(order), a(mt), a(zt), a(cls, np.uint8),
-                        np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64),
+                        a(folio, bool), np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64),
                         parse_release(release))
 
 

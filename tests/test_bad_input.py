@@ -55,7 +55,7 @@ def test_binary_in_text_forced(tmp_path):
     path = tmp_path / "x.txt"
     path.write_bytes(b"# tracer: nop\n\x00\x01\x02\n")
     out = tmp_path / "out"
-    _check_refused(run_cli("ingest", path, "--format", "ftrace", "-o", out), path,
+    _check_refused(run_cli("ingest", path, "--input-format", "ftrace", "-o", out), path,
                    "binary data in a text trace", out)
 
 
@@ -63,5 +63,5 @@ def test_trace_dat_forced_as_text_names_the_format(tmp_path):
     path = tmp_path / "t.txt"
     path.write_bytes(b"\x17\x08\x44tracing7\x00\x00\x08" + bytes(64))
     out = tmp_path / "out"
-    _check_refused(run_cli("ingest", path, "--format", "ftrace", "-o", out), path,
-                   "a trace.dat file, not text: leave out --format", out)
+    _check_refused(run_cli("ingest", path, "--input-format", "ftrace", "-o", out), path,
+                   "a trace.dat file, not text: leave out --input-format", out)

@@ -7,16 +7,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replay.engine.buddy import C_MEMAREA, C_TRACED_FAILED, add_to_free, del_from_free
+from replay.engine.buddy import COUNTERS, C_MEMAREA, C_TRACED_FAILED, add_to_free, del_from_free
 from replay.engine.measures import fragmentation_index, free_blocks, unusable_free_index
 from replay.engine.observed import INCONSISTENCIES, OUTCOMES
 from replay.engine.simulated import new_state
 from replay.engine.stream import ALLOC, RAW_BATCHED, RAW_FREE, _resolve
 from replay.engine.sweep import run_configs
 from replay.engine.validate import ValidationError, validate_buddy
-from replay.kernel.pagestate import BUDDY, MOVABLE, PINNED
-from tests.engine_streams import ANON, KERNEL, SLAB, context, make_stream, random_ops, \
-    snapshots, zone
+from replay.kernel.pagestate import BUDDY, MOVABLE, OUTSIDE, PINNED
+from tests.engine_streams import ANON, KERNEL, READAHEAD, SLAB, WRITE, context, make_stream, \
+    random_ops, snapshots, zone
 
 FAILED = OUTCOMES.index("failed")
 
@@ -233,3 +233,86 @@ def test_max_order_above_every_request_never_calls_memarea(seed):
                    release="5.12")
     assert r.counters[C_MEMAREA] == 0
     assert len(r.out) == 0
+
+
+# --- the kernel's mechanisms: per-CPU lists, folios, dirty page cache ---------------------
+
+def _sim(ops, configs, pages=64, release="6.18"):
+    return _run(ops, [zone(0, pages)], configs, release=release)
+
+
+def test_pcp_refill_and_drain_do_the_buddy_work_where_the_kernel_does():
+    """An order-0 page reaches a caller through a refill (TAKE: the buddy splits), goes back
+    to the per-CPU list on free (no buddy work), and merges back only when drained."""
+    ops = [("alloc", 0, 3, ANON), ("free", 0, 3),  # [0, 8) free at the start
+           ("take", 0, 0, 1), ("alloc", 0, 0, KERNEL), ("free", 0, 0), ("drain", 0, 0)]
+    ctx, _ = _sim(ops, [], pages=8)
+    (base,) = run_configs(ctx, [("simulated", 10, "none", "none")], quiet=True)
+    c = dict(zip(COUNTERS, base.counters.tolist()))
+    assert (c["pcp_refills"], c["pcp_drains"], c["direct_allocs"]) == (1, 1, 0)
+    assert c["split_steps"] == 3 and c["merge_steps"] == 3  # 8 -> 1 and back
+    assert base.end_blocks[0][3] == 1 and base.end_pcp.tolist() == [0]
+    # without the drain the page stays on the per-CPU list: not free in the buddy lists
+    ctx, _ = _sim(ops[:-1] + [("take", 1, 0, 1), ("drain", 1, 0)], [], pages=8)
+    (base,) = run_configs(ctx, [("simulated", 10, "none", "none")], quiet=True)
+    assert base.end_pcp.tolist() == [1] and int(base.end_blocks[0].sum()) == 3
+
+
+# Zone [0, 16): [4, 8) is free at the start and the folio (an anonymous compound page of
+# order 2) lands there; [0, 4) was allocated before the trace and is freed; [8, 16) is
+# never touched (allocated, nothing known of it: pinned). [0, 8) is the only order-3 run;
+# the order-3 request succeeded in the kernel (a traced failure would only be judged).
+FOLIO_OPS = [("alloc", 4, 2, KERNEL), ("free", 4, 2), ("alloc", 4, 2, ANON), ("free", 0, 2)]
+
+
+def test_a_folio_migrates_whole_to_a_block_of_its_order():
+    """[12, 16) is freed: a block of the folio's order outside the run takes it whole."""
+    ops = FOLIO_OPS + [("free", 12, 2), ("alloc", 0, 3, ANON)]
+    _, (r,) = _run(ops, [zone(0, 16)], [("simulated", 2, "linear", "migrate")])
+    c = dict(zip(COUNTERS, r.counters.tolist()))
+    assert OUTCOMES[r.out[-1]] == "memarea_migrate" and int(r.migrated[-1]) == 4
+    assert c["folios_migrated"] == 1
+
+
+def test_a_folio_without_a_free_block_of_its_order_is_split_first():
+    """Only order-0 holes outside the run: the folio cannot move whole, so it is split and
+    its pages migrate one by one, as migrate_pages() does on -ENOMEM."""
+    ops = FOLIO_OPS + [("free", p, 0) for p in (8, 10, 12, 14)] + [("alloc", 0, 3, ANON)]
+    _, (r,) = _run(ops, [zone(0, 16)], [("simulated", 2, "linear", "migrate")])
+    c = dict(zip(COUNTERS, r.counters.tolist()))
+    assert OUTCOMES[r.out[-1]] == "memarea_migrate" and int(r.migrated[-1]) == 4
+    assert c["folios_migrated"] == 0
+
+
+def test_a_dirty_page_cache_run_is_reclaimed_after_a_writeback():
+    """Page cache written through write_begin (__GFP_WRITE) is dirty: reclaim writes it
+    back before dropping it; readahead's clean pages are dropped at once."""
+    ops = [("alloc", 0, 3, ANON), ("free", 0, 3)]  # [8, 16) never touched: pinned
+    ops += [("alloc", p, 0, WRITE) for p in (0, 1)] + [("alloc", 2, 0, READAHEAD)]
+    ops += [("alloc", 0, 3, ANON)]  # served (at 0) in the kernel; memarea's turn here
+    _, (free, reclaim) = _run(ops, [zone(0, 16)], [("simulated", 2, "linear", "free"),
+                                                  ("simulated", 2, "linear", "reclaim")])
+    assert OUTCOMES[free.out[-1]] == "failed"
+    assert OUTCOMES[reclaim.out[-1]] == "memarea_reclaim" and int(reclaim.reclaimed[-1]) == 3
+    c = dict(zip(COUNTERS, reclaim.counters.tolist()))
+    assert c["pages_written_back"] == 2
+
+
+def test_memory_onlined_during_the_trace_joins_the_world_at_its_free():
+    """The end zoneinfo manages 1024 pages more than the start: the max-order free of a
+    never-seen block is memory being onlined (__free_pages_core), not a pre-trace page."""
+    from dataclasses import replace
+
+    from replay.engine.context import build_context
+    from replay.engine.options import SimOptions
+
+    start = zone(0, 2048, managed=1024)
+    snaps = replace(snapshots(start), end_zoneinfo=[zone(0, 2048, managed=2048)])
+    ops = [("alloc", 0, 0, KERNEL), ("free", 0, 0), ("free", 1024, 10)]
+    ctx = build_context(make_stream(ops), snaps, SimOptions())
+    w = ctx.world
+    assert w.online_pages == 1024 and int(w.world_pages[0]) == 1024
+    assert (w.pcls[1024:2048] == OUTSIDE).all()  # not in the world until onlined
+    (base,) = run_configs(ctx, [("simulated", 10, "none", "none")], quiet=True)
+    assert int(base.end_blocks[0][10]) >= 1  # the onlined block is free at the end
+    assert dict(zip(COUNTERS, base.counters.tolist()))["online_pages"] == 1024

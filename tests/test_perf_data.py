@@ -64,9 +64,9 @@ def by_time_cpu(samples: list[tuple], items: list) -> list:
 
 
 def readme_top_paths_sql() -> str:
-    """The "top kernel call paths of order >= 3 requests" query, as the README gives it."""
-    readme = (SAMPLES.parent / "README.md").read_text()
-    section = readme[readme.index("## perf.data and call stacks"):]
+    """The "top kernel call paths of order >= 3 requests" query, as docs/queries.md gives it."""
+    doc = (SAMPLES.parent / "docs" / "queries.md").read_text()
+    section = doc[doc.index("## 2. Kernel call paths"):]
     return re.search(r"```sql\n(.*?)```", section, re.S).group(1)
 
 

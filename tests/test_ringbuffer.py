@@ -1,6 +1,6 @@
 """Ring-buffer sub-buffer decoding: event header types, time keeping, losses, corruption.
 
-Synthetic sub-buffers built from FORMATS.md §2, for the cases a real capture rarely shows
+Synthetic sub-buffers built from docs/formats.md §2, for the cases a real capture rarely shows
 (real sub-buffers are covered end to end by test_tracedat.py).
 """
 

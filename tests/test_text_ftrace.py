@@ -1,7 +1,7 @@
 """Diff tests for the kernel's trace text and trace-cmd report: inline lines → ingest → SQL.
 
 Each variant is a few lines in the shape a kernel or tool version prints them
-(FORMATS.md §6-7), with the rows the dataset must hold.
+(docs/formats.md §6-7), with the rows the dataset must hold.
 """
 
 from __future__ import annotations

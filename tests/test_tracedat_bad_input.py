@@ -77,15 +77,44 @@ def test_unsupported_version(tmp_path):
 
 
 @pytest.mark.parametrize("cut", [5, 11, 20, 36, 40, 200, 400, 2100, 60000, 124500,
-                                 1138100, 1139040, 1139620, V7_CPU0_DATA + 100, 1279380,
-                                 1279470])
-def test_v7_truncated(tmp_path, cut):
-    """v7 keeps its buffer table at the end: a cut anywhere leaves no readable data."""
+                                 1138100, 1139040, 1139620])
+def test_v7_truncated_in_headers(tmp_path, cut):
+    """A cut before the CPU data (headers, formats, the first options): an error."""
     path = tmp_path / "cut.dat"
     path.write_bytes(V7.read_bytes()[:cut])
     with pytest.raises(InputError) as e:
         _read(path)
     assert str(e.value).startswith(f"{path}:offset ")
+
+
+def test_v7_truncated_in_data_keeps_the_complete_events(tmp_path):
+    """v7 keeps its buffer table after the CPU data; cut inside the data or that table,
+    each CPU keeps the events of its whole chunks before the cut, as v6 does."""
+    full, stats = _read(V7)
+    assert not stats.truncated and set(full) == {0, 1}
+    data = V7.read_bytes()
+    path = tmp_path / "cut.dat"
+    kept = {}
+    for cut in [*range(V7_CPU0_DATA + 100, len(data), 9973), 1279380, 1279470]:
+        path.write_bytes(data[:cut])
+        got, stats = _read(path)
+        assert stats.truncated, cut
+        for cpu, rows in got.items():
+            assert np.array_equal(rows, full[cpu][: len(rows)], equal_nan=True), (cut, cpu)
+        kept[cut] = {c: len(r) for c, r in got.items()}
+    assert kept[1279470] == {c: len(r) for c, r in full.items()}  # only the table was cut
+    assert any(0 < n.get(1, 0) < len(full[1]) for n in kept.values())  # CPU 1 cut midway
+
+
+def test_v7_truncated_on_cli(tmp_path):
+    path = tmp_path / "cut.dat"
+    path.write_bytes(V7.read_bytes()[:1250000])
+    out = tmp_path / "out"
+    result = run_cli("ingest", path, "-o", out, "-q", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "input is truncated" in result.stderr and "Traceback" not in result.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["truncated"] is True and 7304 < meta["events"] < 23864
 
 
 def test_v6_truncated_in_headers(tmp_path, v6):

@@ -46,7 +46,7 @@ COUNTERS = ("allocs", "frees", "split_steps", "merge_steps", "lists_probed", "cl
 
 #: st tuple indices (BuddyState.arrays()).
 (S_FREE_ORDER, S_FMT, S_NXT, S_PRV, S_HEADS, S_NR_FREE, S_ZFREE, S_PB_MT, S_PCLS, S_SMT,
- S_S2R, S_R2S, S_CTR) = range(13)
+ S_S2R, S_R2S, S_CTR, S_FORDER) = range(14)
 
 
 class BuddyState:
@@ -67,11 +67,13 @@ class BuddyState:
         self.smt = np.full(npages, -1, np.int8)  # migratetype of an allocated page
         self.s2r = np.full(npages, -1, np.int32)  # the traced page a simulated page holds
         self.r2s = np.full(npages, -1, np.int32)  # where the simulator put a traced page
+        self.forder = np.zeros(npages, np.int8)  # order of the folio an allocated page is in
         self.ctr = np.zeros(len(COUNTERS), np.int64)
 
     def arrays(self) -> tuple:
         return (self.free_order, self.fmt, self.nxt, self.prv, self.heads, self.nr_free,
-                self.zfree, self.pb_mt, self.pcls, self.smt, self.s2r, self.r2s, self.ctr)
+                self.zfree, self.pb_mt, self.pcls, self.smt, self.s2r, self.r2s, self.ctr,
+                self.forder)
 
 
 @numba.njit(cache=True)

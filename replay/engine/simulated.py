@@ -32,6 +32,7 @@ import numpy as np
 from replay.engine.buddy import (
     C_DIRECT,
     C_DRAINS,
+    C_FOLIOS,
     C_FREES,
     C_MEMAREA,
     C_MIGRATED,
@@ -42,6 +43,7 @@ from replay.engine.buddy import (
     C_UNMAPPED_FREES,
     C_WRITEBACK,
     S_CTR,
+    S_FORDER,
     S_FREE_ORDER,
     S_NR_FREE,
     S_PCLS,
@@ -84,12 +86,14 @@ def populate(st, zlo, zhi, max_order, pbo):
 
 
 @numba.njit(cache=True)
-def _mark(st, s, n, cls, mt, p):
-    """Simulated [s, s + n) now holds traced [p, p + n) (p < 0: nothing traced) as `cls`."""
-    pcls, smt, s2r, r2s = st[S_PCLS], st[S_SMT], st[S_S2R], st[S_R2S]
+def _mark(st, s, n, cls, mt, p, folio_order):
+    """Simulated [s, s + n) now holds traced [p, p + n) (p < 0: nothing traced) as `cls`;
+    `folio_order` > 0 makes the block one folio (migrated whole)."""
+    pcls, smt, s2r, r2s, forder = st[S_PCLS], st[S_SMT], st[S_S2R], st[S_R2S], st[S_FORDER]
     for i in range(n):
         pcls[s + i] = cls
         smt[s + i] = mt
+        forder[s + i] = folio_order
         if p >= 0:
             s2r[s + i] = p + i
             r2s[p + i] = s + i
@@ -119,6 +123,65 @@ def _unmap(st, q):
     if r >= 0:
         r2s[r] = -1
     s2r[q] = -1
+
+
+@numba.njit(cache=True)
+def _migrate_page(st, z, zlo, zhi, zt, wmin, wlow, prot, q, max_order, pbo, era):
+    """Migrate simulated page q to a free page outside the run; returns 1."""
+    pcls, smt, s2r, r2s = st[S_PCLS], st[S_SMT], st[S_S2R], st[S_R2S]
+    d, dz = buddy_alloc(st, zlo, zhi, zt, wmin, wlow, prot, -1, zt[z], 0, max(smt[q], 0),
+                        max_order, pbo, era, False)
+    r = s2r[q]
+    if d >= 0:  # find_run checked the zone's free pages could take them all
+        pcls[d] = MOVABLE
+        smt[d] = smt[q]
+        st[S_FORDER][d] = 0
+        s2r[d] = r
+        if r >= 0:
+            r2s[r] = d
+    elif r >= 0:
+        r2s[r] = -1
+    return 1
+
+
+@numba.njit(cache=True)
+def _migrate_folio(st, z, zlo, zhi, zt, wmin, wlow, prot, q, s, end, max_order, pbo, era):
+    """Migrate the folio holding page q whole, to a free block of its order outside the
+    run (migrate_pages() moves folios; a THP needs a destination of its own order).
+    Its pages in [s, end) become isolated, those outside the run free. Returns (the run
+    position after the folio, pages moved); (q, 0) when no block of its order is free:
+    the folio is then split, as migrate_pages_batch() splits a large folio on -ENOMEM
+    (try_split_folio), and its pages migrate one by one."""
+    pcls, smt, s2r, r2s, forder, ctr = st[S_PCLS], st[S_SMT], st[S_S2R], st[S_R2S], \
+        st[S_FORDER], st[S_CTR]
+    fo = forder[q]
+    n = np.int64(1) << fo
+    h = q >> fo << fo
+    d, dz = buddy_alloc(st, zlo, zhi, zt, wmin, wlow, prot, -1, zt[z], fo, max(smt[q], 0),
+                        max_order, pbo, era, False)
+    if d < 0:
+        for x in range(h, h + n):
+            forder[x] = 0
+        return q, 0
+    for i in range(n):
+        x = h + i
+        pcls[d + i] = pcls[x]
+        smt[d + i] = smt[x]
+        forder[d + i] = fo
+        r = s2r[x]
+        s2r[d + i] = r
+        if r >= 0:
+            r2s[r] = d + i
+        s2r[x] = -1
+        if s <= x < end:
+            pcls[x] = ISOLATED
+            smt[x] = -1
+    if h < s:
+        free_range(st, z, zlo[z], zhi[z], h, s - h, max_order, pbo)
+    if h + n > end:
+        free_range(st, z, zlo[z], zhi[z], end, h + n - end, max_order, pbo)
+    ctr[C_FOLIOS] += 1
+    return min(h + n, end), n
 
 
 @numba.njit(cache=True)
@@ -152,7 +215,8 @@ def _take_run(st, z, zlo, zhi, zt, wmin, wlow, prot, s, size, max_order, pbo, er
         free_range(st, z, zlo[z], zhi[z], end, outside_hi - end, max_order, pbo)
     reclaimed = 0
     migrated = 0
-    for q in range(s, end):
+    q = s
+    while q < end:
         c = pcls[q]
         if c == PCP:
             _unmap(st, q)
@@ -161,22 +225,22 @@ def _take_run(st, z, zlo, zhi, zt, wmin, wlow, prot, s, size, max_order, pbo, er
             reclaimed += 1
             if c == DIRTY:
                 ctr[C_WRITEBACK] += 1
+        elif c == MOVABLE and st[S_FORDER][q] > 0:
+            nxt, moved = _migrate_folio(st, z, zlo, zhi, zt, wmin, wlow, prot, q, s, end,
+                                        max_order, pbo, era)
+            if moved:  # the whole folio moved; its pages in the run are isolated
+                migrated += moved
+                q = nxt
+                continue
+            migrated += _migrate_page(st, z, zlo, zhi, zt, wmin, wlow, prot, q, max_order,
+                                      pbo, era)
         elif c == MOVABLE:
-            d, dz = buddy_alloc(st, zlo, zhi, zt, wmin, wlow, prot, -1, zt[z], 0,
-                                max(smt[q], 0), max_order, pbo, era, False)
-            r = s2r[q]
-            if d >= 0:  # find_run checked the zone's free pages could take them all
-                pcls[d] = MOVABLE
-                smt[d] = smt[q]
-                s2r[d] = r
-                if r >= 0:
-                    r2s[r] = d
-            elif r >= 0:
-                r2s[r] = -1
-            migrated += 1
+            migrated += _migrate_page(st, z, zlo, zhi, zt, wmin, wlow, prot, q, max_order,
+                                      pbo, era)
         pcls[q] = ISOLATED
         smt[q] = -1
         s2r[q] = -1
+        q += 1
     ctr[C_RECLAIMED] += reclaimed
     ctr[C_MIGRATED] += migrated
     return reclaimed, migrated
@@ -207,7 +271,7 @@ def _release(st, zlo, zhi, p, o, max_order, pbo, cls):
 
 
 @numba.njit(cache=True)
-def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, zone_pref, tzone,
+def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, folio, zone_pref, tzone,
                      lo, hi, zlo, zhi, ztype, wmin, wlow, prot, max_order, pbo, era, nofrag,
                      searches, policy, grids, egrids, req_slot, r_out, r_cost, r_recl, r_migr,
                      r_false):
@@ -227,7 +291,7 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, zone_pre
                                migratetype[i], max_order, pbo, era, nofrag)
             ctr[C_REFILLS] += 1
             if s >= 0:
-                _mark(st, s, n, PCP, migratetype[i], p)
+                _mark(st, s, n, PCP, migratetype[i], p, 0)
             continue
         if e == DRAIN:
             if o <= max_order and _release(st, zlo, zhi, p, o, max_order, pbo, PCP):
@@ -283,7 +347,7 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, zone_pre
             elif p < 0:
                 s = -1  # judged, not served: the kernel failed it
         if s >= 0:
-            _mark(st, s, n, pclass[i], migratetype[i], p)
+            _mark(st, s, n, pclass[i], migratetype[i], p, o if folio[i] else 0)
         elif p >= 0:
             for x in range(p, p + n):
                 st[S_R2S][x] = -1  # the traced allocation got nothing here

@@ -59,6 +59,7 @@ class Stream:
     migratetype: np.ndarray  # int64, engine numbering 0..2
     zone_type: np.ndarray  # int64, preferred zone type (allocations)
     pclass: np.ndarray  # uint8, replay.kernel.pagestate class of the pages (allocations)
+    folio: np.ndarray  # bool: a compound allocation (__GFP_COMP: a folio, migrated whole)
     ts_ns: np.ndarray  # int64
     row: np.ndarray  # int64: row in events.parquet
     extfrag: int  # mm_page_alloc_extfrag events in the trace
@@ -130,16 +131,19 @@ def load_stream(dataset: Path, release: KernelRelease | None) -> Stream:
                                               int(k % migratetypes.PCPTYPES)) for k in uniq],
                      dtype=np.uint8)
     pclass = cls_u[inv.ravel()]
+    folio = _per_value(gnames[:-1], lambda g: gfp.has(g, gfp.COMP_NAMES), 0)[gidx] == 1
     sel = np.flatnonzero(keep)
     ts = _ints(table, "ts_ns", 0)[sel]
     return build_stream(kind[sel], np.where(failed[sel], -1, pfn[sel]), order[sel], mt[sel],
-                        zone[sel], pclass[sel], ts, sel.astype(np.int64), release,
+                        zone[sel], pclass[sel], folio[sel], ts, sel.astype(np.int64),
+                        release,
                         extfrag=extfrag, unplaceable=int(unplaced.sum()),
                         events=table.num_rows)
 
 
 def build_stream(kind: np.ndarray, pfn: np.ndarray, order: np.ndarray, mt: np.ndarray,
-                 zone: np.ndarray, pclass: np.ndarray, ts: np.ndarray, row: np.ndarray,
+                 zone: np.ndarray, pclass: np.ndarray, folio: np.ndarray, ts: np.ndarray,
+                 row: np.ndarray,
                  release: KernelRelease | None, extfrag: int = 0, unplaceable: int = 0,
                  events: int | None = None) -> Stream:
     """A Stream from event-level arrays (kind ALLOC, TAKE, DRAIN or the raw free kinds
@@ -156,7 +160,8 @@ def build_stream(kind: np.ndarray, pfn: np.ndarray, order: np.ndarray, mt: np.nd
     return Stream(
         kind=kind[out], pfn=pfn[out].astype(np.int64), order=order[out].astype(np.int64),
         migratetype=mt[out].astype(np.int64), zone_type=zone[out].astype(np.int64),
-        pclass=pclass[out].astype(np.uint8), ts_ns=ts[out], row=row[out],
+        pclass=pclass[out].astype(np.uint8), folio=folio[out].astype(bool), ts_ns=ts[out],
+        row=row[out],
         extfrag=extfrag, batched_ignored=ignored, unplaceable=unplaceable,
         events=len(kind) if events is None else events, pcp_traced=pcp_traced,
         release=release)

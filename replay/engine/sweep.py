@@ -148,8 +148,8 @@ def replay_group(ctx: Context, group: Group) -> list[RunResult]:
             if hi <= lo:
                 break
             replay_simulated(st, cursor, s.kind, s.pfn, s.order, s.migratetype, s.pclass,
-                             s.zone_type, ctx.tzone, lo, hi, ctx.zlo, ctx.zhi, ctx.ztype,
-                             ctx.wmin, ctx.wlow, ctx.prot, n, state.pb_order, ctx.era,
+                             s.folio, s.zone_type, ctx.tzone, lo, hi, ctx.zlo, ctx.zhi,
+                             ctx.ztype, ctx.wmin, ctx.wlow, ctx.prot, n, state.pb_order, ctx.era,
                              ctx.nofragment, searches, policy, grids, egrids, slot, r_out,
                              r_cost, r_recl, r_migr, r_false)
             if o.check:

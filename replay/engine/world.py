@@ -220,23 +220,24 @@ def _type_counts(counts: dict[str, int] | None, pb_total: int) -> np.ndarray:
     return out
 
 
-def _lru_shares(zone: ZoneInfo) -> np.ndarray:
-    """Shares of (anonymous, clean file, dirty file) pages among a zone's LRU pages."""
+def _lru_shares(zone: ZoneInfo) -> np.ndarray | None:
+    """Shares of (anonymous, clean file, dirty file) pages among a zone's LRU pages; None
+    when the zoneinfo has no LRU counters (nothing known: the pages stay pinned)."""
     c = zone.counters
     anon = c.get("nr_zone_inactive_anon", 0) + c.get("nr_zone_active_anon", 0)
     file = c.get("nr_zone_inactive_file", 0) + c.get("nr_zone_active_file", 0)
     dirty = min(c.get("nr_zone_write_pending", 0), file)
     total = anon + file
     if total == 0:
-        return np.array([1.0, 0.0, 0.0])
+        return None
     return np.array([anon, file - dirty, dirty], float) / total
 
 
 def _estimate_classes(pcls: np.ndarray, state: np.ndarray, pb_mt: np.ndarray, lo: int,
                       hi: int, zone: ZoneInfo, types: dict[str, int] | None,
                       undecided: np.ndarray) -> None:
-    """Type the zone's untyped pageblocks in pagetypeinfo's proportions (lowest pfns
-    unmovable and reclaimable first), and class the allocated pages they hold."""
+    """Type the zone's untyped pageblocks in pagetypeinfo's proportions (the fullest ones
+    unmovable and reclaimable), and class the allocated pages they hold."""
     pbo = orders.HPAGE_PMD_ORDER
     b0, b1 = lo >> pbo, (hi - 1 >> pbo) + 1
     world_blocks = [b for b in range(b0, b1)
@@ -245,7 +246,12 @@ def _estimate_classes(pcls: np.ndarray, state: np.ndarray, pb_mt: np.ndarray, lo
     have = np.bincount(pb_mt[world_blocks][pb_mt[world_blocks] >= 0],
                        minlength=migratetypes.PCPTYPES)
     need = np.maximum(want - have[:migratetypes.PCPTYPES], 0)
-    untyped = [b for b in world_blocks if pb_mt[b] < 0]
+    untyped = np.array([b for b in world_blocks if pb_mt[b] < 0], np.int64)
+    # kernel pageblocks are densely used: the fullest untyped blocks take the unmovable
+    # and reclaimable types, the movable ones keep the free pages
+    free = np.array([int((pcls[max(lo, b << pbo):min(hi, (b + 1) << pbo)]
+                          == pagestate.BUDDY).sum()) for b in untyped], np.int64)
+    untyped = untyped[np.argsort(free, kind="stable")]
     fill = ([migratetypes.UNMOVABLE] * int(need[0]) + [migratetypes.RECLAIMABLE] * int(need[2]))
     for b, mt in zip(untyped, fill + [migratetypes.MOVABLE] * len(untyped)):
         pb_mt[b] = mt
@@ -254,7 +260,10 @@ def _estimate_classes(pcls: np.ndarray, state: np.ndarray, pb_mt: np.ndarray, lo
     todo = pages[undecided[lo:hi] & (pcls[lo:hi] == pagestate.PINNED)
                  & (state[lo:hi] != W_OUT)]
     movable = pb_mt[todo >> pbo] == migratetypes.MOVABLE
-    shares = np.cumsum(_lru_shares(zone))
+    lru = _lru_shares(zone)
+    if lru is None:
+        return
+    shares = np.cumsum(lru)
     # a deterministic spread (Knuth's multiplicative hash) in the LRU proportions
     u = ((todo.astype(np.uint64) * np.uint64(2654435761)) % np.uint64(1 << 32)) / 2.0 ** 32
     cls = np.where(u < shares[0], pagestate.MOVABLE,
@@ -388,11 +397,14 @@ def _online(stream: Stream, kind: np.ndarray, layout: Layout, snaps: Snapshots) 
 
 
 def _traced_pageblocks(stream: Stream, kind: np.ndarray, pb_mt: np.ndarray) -> None:
-    """A pageblock the trace allocates in takes the type of its first allocation there."""
-    sel = np.flatnonzero(((kind == ALLOC) | (kind == TAKE)) & (stream.pfn >= 0))
-    blocks = stream.pfn[sel] >> orders.HPAGE_PMD_ORDER
-    uniq, first = np.unique(blocks, return_index=True)
-    pb_mt[uniq] = stream.migratetype[sel[first]]
+    """A pageblock the trace takes blocks from gets the free list type of its first TAKE
+    (mm_page_alloc_zone_locked names the list it took from, the pageblock's type since
+    6.10's freelist hygiene); a pageblock with no TAKE, that of its first allocation."""
+    for which in (ALLOC, TAKE):  # TAKE last: it overrides
+        sel = np.flatnonzero((kind == which) & (stream.pfn >= 0))
+        blocks = stream.pfn[sel] >> orders.HPAGE_PMD_ORDER
+        uniq, first = np.unique(blocks, return_index=True)
+        pb_mt[uniq] = stream.migratetype[sel[first]]
 
 
 def _seeded_pageblock_types(head: np.ndarray, pb_mt: np.ndarray, snaps: Snapshots,

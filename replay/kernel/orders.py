@@ -22,8 +22,10 @@ COSTLY_ORDER = 3
 #: the 2 MiB hugetlb page (HUGETLB_PAGE_ORDER).
 HPAGE_PMD_ORDER = 9
 
-#: Orders an order field may hold (the engine's arrays are sized for 0..MAX_ORDER_LIMIT).
-MAX_ORDER_LIMIT = 20
+#: The highest order a candidate max order or a traced order may take: above every
+#: architecture's MAX_PAGE_ORDER (10 on x86-64, up to 13 on arm64 with 64K pages); the
+#: engine's per-order arrays are sized for 0..MAX_ORDER_LIMIT.
+MAX_ORDER_LIMIT = 15
 
 
 def pageblock_order(max_order: int) -> int:

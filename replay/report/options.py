@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from replay.dataset import SNAPSHOTS_DIR
+from replay.engine.memarea import SEARCHES
+from replay.kernel.orders import MAX_ORDER_LIMIT
+from replay.kernel.pagestate import POLICIES
 from replay.report.recommend import Bar
 
-SEARCHES = ("linear", "coalesced", "bitmap")
-POLICIES = ("free", "reclaim", "migrate")
-#: Highest candidate accepted: above any architecture's MAX_PAGE_ORDER (10 on x86-64,
-#: up to 13 on arm64 with 64K pages).
-HIGHEST_ORDER = 15
 
 
 @dataclass(frozen=True)
@@ -50,8 +48,8 @@ def parse_orders(text: str) -> tuple[int, ...]:
             first, last = int(lo), int(hi if sep else lo)
         except ValueError:
             raise ValueError(f"{part!r} is not an order or a range like 3..10") from None
-        if not 0 <= first <= last <= HIGHEST_ORDER:
-            raise ValueError(f"{part!r}: orders must rise within 0..{HIGHEST_ORDER}")
+        if not 0 <= first <= last <= MAX_ORDER_LIMIT:
+            raise ValueError(f"{part!r}: orders must rise within 0..{MAX_ORDER_LIMIT}")
         orders.update(range(first, last + 1))
     return tuple(sorted(orders))
 

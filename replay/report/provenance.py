@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-#: The two readings of "max order" (DESIGN §1), printed once in every report.
+#: The two readings of "max order" (docs/design.md §1), printed once in every report.
 MAX_ORDER_READINGS = (
     "\"Max order N\" here is the largest order the buddy allocator serves, inclusive: "
     "Linux's MAX_PAGE_ORDER (MAX_ORDER became inclusive in 6.4, \"mm, treewide: redefine "

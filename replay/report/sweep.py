@@ -24,7 +24,7 @@ from replay.report.options import ReportOptions
 
 #: pageblock_order of the traced kernel on x86-64: HPAGE_PMD_ORDER with 4K pages.
 PAGEBLOCK_ORDER = HPAGE_PMD_ORDER
-#: Unit of each search's cost (DESIGN §6).
+#: Unit of each search's cost (docs/design.md §6).
 COST_UNITS = {"linear": "pages", "coalesced": "blocks", "bitmap": "words"}
 #: SimOptions fields that change no result (how the sweep runs, not what it computes).
 _NO_EFFECT = ("check", "jobs")
