@@ -513,6 +513,7 @@ def serve(
     policy: Annotated[str, typer.Option("--policy", help="Each upload's report: memarea "
                                         "policies (the bar judges migrate, else the last).")
                       ] = "free,reclaim,migrate",
+    scheduler: Annotated[Optional[str], _SCHEDULER] = None,
 ) -> None:
     """Serve the datasets over HTTP: upload traces, read reports, run SQL, compare."""
     from replay.database import Limits
@@ -524,7 +525,7 @@ def serve(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     config = ServeConfig(data.resolve(), read_token(token_file), jobs, max_upload_mib << 20,
-                         Limits(sql_seconds, sql_rows), options)
+                         Limits(sql_seconds, sql_rows), options, scheduler)
     run_server(config, host, port)
 
 

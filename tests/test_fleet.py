@@ -180,3 +180,30 @@ def test_one_trace_report_on_the_cluster(local, cluster, tmp_path, cli):
     assert r.returncode == 0, r.stderr
     mine = _report((html, html, html.with_suffix(".json")), tmp_path / "one")
     assert mine == local["rep"]["per_trace"][trace.name]
+
+
+def test_serve_hands_its_sweeps_to_the_scheduler(local, cluster, tmp_path):
+    """`replay serve --scheduler`: an upload's sweep runs as tasks on the cluster, and its
+    report holds the local run's figures."""
+    from replay.serve.app import create_app
+    from replay.serve.config import ServeConfig
+    from tests.serve_helpers import TestClient, wait_for_job
+
+    name = "perf-nog.perf.data"
+    config = ServeConfig(tmp_path, token="t0ken", report=OPTIONS,
+                         scheduler=cluster.scheduler_address)
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client, \
+            distributed.get_task_stream(client) as stream, \
+            TestClient(create_app(config)) as http:
+        http.headers["Authorization"] = "Bearer t0ken"
+        with open(SAMPLES / name, "rb") as f:
+            r = http.post("/api/traces", files={"trace": (name, f)})
+        assert r.status_code == 202, r.text
+        answer = r.json()
+        final = wait_for_job(lambda j: http.get(f"/api/jobs/{j}").json(), answer["job"])[-1]
+        assert final["state"] == "done", final
+        rep = http.get(f"/api/datasets/{answer['dataset']}/report.json").json()
+    assert any(str(t["key"]).startswith("group_task") for t in stream.data)
+    theirs = local["rep"]["per_trace"][name]
+    for key in ("demand", "candidate_rows", "configs", "buddy", "recommendation"):
+        assert rep[key] == theirs[key], key
