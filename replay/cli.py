@@ -46,10 +46,17 @@ def _options(
     """Linux page-allocator traces into answers: ingest, query, replay, report."""
 
 
+_SCHEDULER = typer.Option(
+    "--scheduler", help="Dask scheduler (tcp://HOST:PORT) to run each input's ingest and "
+    "each configuration's replay on; the inputs must be on storage its workers see at "
+    "the same paths (docs/fleet.md). Default: here, in a local process pool.")
+
+
 @app.command()
 def ingest(
-    trace: Annotated[Path, typer.Argument(help="Trace file (trace.dat, perf.data or text; "
-                                          "gzip/zstd/xz accepted).")],
+    traces: Annotated[list[Path], typer.Argument(
+        help="Trace files (trace.dat, perf.data or text; gzip/zstd/xz accepted).",
+        metavar="TRACE...")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                       help="Dataset directory to write (default: TRACE.replay).")] = None,
     fmt: Annotated[Optional[str], typer.Option("--input-format",
@@ -70,17 +77,39 @@ def ingest(
                         help="perf.data only: the recording machine's /proc/kallsyms, to "
                              "name kernel callchain frames (default: this machine's, when "
                              "the file was recorded here).")] = None,
+    scheduler: Annotated[Optional[str], _SCHEDULER] = None,
 ) -> None:
-    """Read a page-allocator trace into a dataset directory (Parquet + meta.json)."""
-    from replay.ingestion import ingest as run_ingest
-
+    """Read page-allocator traces into dataset directories (Parquet + meta.json)."""
     if legacy_fmt:
         warn("--format is now --input-format (--format is kept until the next release)")
     _make_parent(output)
-    out = run_ingest(trace, output, fmt=fmt or legacy_fmt, force=force, strict=strict,
-                     quiet=quiet, buffer=buffer, kallsyms=kallsyms)
-    note(f"wrote {out}")
-    _warn_unnamed_kernel_frames(out, kallsyms)
+    kwargs = {"fmt": fmt or legacy_fmt, "force": force, "strict": strict, "buffer": buffer,
+              "kallsyms": kallsyms}
+    if len(traces) == 1 and scheduler is None:
+        from replay.ingestion import ingest as run_ingest
+
+        out = run_ingest(traces[0], output, quiet=quiet, **kwargs)
+        note(f"wrote {out}")
+        _warn_unnamed_kernel_frames(out, kallsyms)
+        return
+    if output is not None and len(traces) > 1:
+        raise typer.BadParameter("-o names one dataset: give one TRACE, or none",
+                                 param_hint="--output")
+    from replay.fleet.make import ingest_inputs
+
+    _fleet_outcome(ingest_inputs(traces, output, kwargs, scheduler, quiet))
+
+
+def _fleet_outcome(runs) -> None:  # noqa: ANN001 (replay.fleet loads only when used)
+    """A line per input (`wrote DATASET`, or its one-line error); exit 1 if any failed."""
+    for run in runs:
+        if run.error is None:
+            note(f"wrote {run.dataset}")
+        else:
+            console().print(f"[red]error:[/red] {run.label}: {run.error}", markup=True,
+                            highlight=False, soft_wrap=True)
+    if any(run.error is not None for run in runs):
+        sys.exit(1)
 
 
 def _make_parent(output: Optional[Path]) -> None:
@@ -249,6 +278,7 @@ def simulate(
                    help="Summary format: table (boxed on a terminal, plain columns in a "
                         "pipe), csv or json (the runs table; fidelity lines on stderr).")
                    ] = "table",
+    scheduler: Annotated[Optional[str], _SCHEDULER] = None,
 ) -> None:
     """Replay a dataset through the buddy + memarea model; write DATASET/sim/*.parquet."""
     from replay.engine.memarea import SEARCHES
@@ -273,14 +303,20 @@ def simulate(
         options.validate()
     except OptionError as e:
         raise typer.BadParameter(str(e)) from None
-    summary = run_sweep(dataset, options, quiet=quiet)
+    if scheduler is None:
+        summary = run_sweep(dataset, options, quiet=quiet)
+    else:
+        from replay.fleet.make import simulate_on_cluster
+
+        summary = simulate_on_cluster(dataset, options, scheduler, quiet=quiet)
     _print_simulation(summary, fmt)
 
 
 @app.command()
 def report(
-    source: Annotated[Path, typer.Argument(help="Trace file (ingested first) or dataset "
-                                           "directory.")],
+    sources: Annotated[list[Path], typer.Argument(
+        help="Trace files (ingested first) or dataset directories; several: one fleet "
+             "report.", metavar="TRACE_OR_DATASET...")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                       help="report.html to write; report.md and report.json go beside it "
                            "(default: DATASET/report.html).")] = None,
@@ -306,6 +342,7 @@ def report(
     force: Annotated[bool, typer.Option("--force", help="Replace existing report files "
                                         "(and re-ingest a trace).")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars.")] = False,
+    scheduler: Annotated[Optional[str], _SCHEDULER] = None,
 ) -> None:
     """Sweep candidate max orders and write a report recommending the lowest that works."""
     from replay.report.make import make_report
@@ -318,8 +355,27 @@ def report(
                                  snapshots, assume_no_thp)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
+    if len(sources) > 1:
+        if snapshots is not None:
+            raise typer.BadParameter("one directory of snapshots cannot describe several "
+                                     "machines: give each dataset its snapshots/",
+                                     param_hint="--snapshots")
+        from replay.fleet.make import make_fleet_report
+
+        _make_parent(output)
+        paths, runs = make_fleet_report(sources, output, options, scheduler, force, quiet)
+        for path in paths:
+            note(f"wrote {path}")
+        typer.echo("fleet verdict: " + json.loads(paths[2].read_text())["fleet"]["headline"])
+        _fleet_outcome([r for r in runs if r.error is not None])
+        return
     _make_parent(output)
-    paths = make_report(source, output, options, force=force, quiet=quiet)
+    if scheduler is None:
+        paths = make_report(sources[0], output, options, force=force, quiet=quiet)
+    else:
+        from replay.fleet.make import report_on_cluster
+
+        paths = report_on_cluster(sources[0], output, options, scheduler, force, quiet)
     for path in paths:
         note(f"wrote {path}")
     typer.echo(_verdict(next(p for p in paths if p.suffix == ".json")))
@@ -457,6 +513,7 @@ def serve(
     policy: Annotated[str, typer.Option("--policy", help="Each upload's report: memarea "
                                         "policies (the bar judges migrate, else the last).")
                       ] = "free,reclaim,migrate",
+    scheduler: Annotated[Optional[str], _SCHEDULER] = None,
 ) -> None:
     """Serve the datasets over HTTP: upload traces, read reports, run SQL, compare."""
     from replay.database import Limits
@@ -468,7 +525,7 @@ def serve(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     config = ServeConfig(data.resolve(), read_token(token_file), jobs, max_upload_mib << 20,
-                         Limits(sql_seconds, sql_rows), options)
+                         Limits(sql_seconds, sql_rows), options, scheduler)
     run_server(config, host, port)
 
 

@@ -95,11 +95,21 @@ def run_sweep(dataset: Path, options: SimOptions, quiet: bool = False) -> SweepS
     dataset = Path(dataset)
     t0 = time.perf_counter()
     ctx = prepare(dataset, options)
-    end_observed, inconsistencies = observed_end(ctx)
+    # before the pool forks: its workers inherit the compiled observed replay
+    observed = observed_end(ctx)
     results = run_configs(ctx, options.configurations(ctx.kernel_max_order), quiet)
+    return finish_sweep(dataset, ctx, results, observed, t0)
+
+
+def finish_sweep(dataset: Path, ctx: Context, results: list[RunResult],
+                 observed: tuple[np.ndarray, np.ndarray], t0: float) -> SweepSummary:
+    """From every configuration's result (in `configurations` order) and `observed_end`:
+    the fidelity and the tables, written to DATASET/sim (also the fleet's last step of a
+    sweep whose groups ran on a cluster)."""
+    end_observed, inconsistencies = observed
     fid = measure_fidelity(ctx, results[0], end_observed)
     tables = output_tables(dataset, ctx, results, fid, inconsistencies)
-    write_sim(dataset, options, tables, fid)
+    write_sim(dataset, ctx.options, tables, fid)
     return SweepSummary(tables["runs"], fid, ctx.layout.describe(),
                         time.perf_counter() - t0, ctx.stream.events,
                         dict(zip(INCONSISTENCIES, map(int, inconsistencies))))

@@ -94,9 +94,13 @@ def groups(ctx: Context, configs: list[Config]) -> list[Group]:
 
 
 def run_group(group: Group) -> list[RunResult]:
-    """Run one group over the shared context; one result per search."""
-    ctx = _CTX
-    assert ctx is not None
+    """Run one group over the shared context (the forked pool's); one result per search."""
+    assert _CTX is not None
+    return replay_group(_CTX, group)
+
+
+def replay_group(ctx: Context, group: Group) -> list[RunResult]:
+    """Run one group over `ctx`; one result per search (also a fleet task's body)."""
     t0 = time.perf_counter()
     s = ctx.stream
     n = group.max_order

@@ -45,10 +45,12 @@ def dataset_for(source: Path, force: bool, quiet: bool) -> Path:
 
 
 def make_report(source: Path, html: Path | None, options: ReportOptions,
-                force: bool = False, quiet: bool = False) -> tuple[Path, Path, Path]:
-    """Write the report of `source` (trace or dataset); return the three files written."""
+                force: bool = False, quiet: bool = False,
+                dataset: Path | None = None) -> tuple[Path, Path, Path]:
+    """Write the report of `source` (trace or dataset); return the three files written.
+    `dataset`: the dataset of `source` when it is already made (by a fleet's task)."""
     source = Path(source)
-    dataset = dataset_for(source, force, quiet)
+    dataset = dataset or dataset_for(source, force, quiet)
     paths = report_paths(Path(html) if html else dataset / "report.html")
     existing = [p for p in paths if p.exists()]
     if existing and not force:
@@ -66,11 +68,11 @@ def make_report(source: Path, html: Path | None, options: ReportOptions,
     rep = collect(dataset, options, source=source)
     texts = (render_html(rep, render_all(rep)), render_markdown(rep),
              json.dumps(rep, indent=1, default=str) + "\n")
-    _write_all(paths, texts)
+    write_all(paths, texts)
     return paths
 
 
-def _write_all(paths: tuple[Path, ...], texts: tuple[str, ...]) -> None:
+def write_all(paths: tuple[Path, ...], texts: tuple[str, ...]) -> None:
     """Write every file under a temporary name, then rename them all into place."""
     tmps = [p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in paths]
     try:

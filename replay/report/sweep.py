@@ -57,16 +57,20 @@ def existing_options(dataset: Path) -> dict[str, Any] | None:
         return None
 
 
+def sweep_is_current(dataset: Path, options: ReportOptions) -> bool:
+    """Whether DATASET/sim holds results of these options."""
+    have = existing_options(dataset)
+    return have is not None and _effective(have) == _effective(asdict(sim_options(options)))
+
+
 def ensure_sweep(dataset: Path, options: ReportOptions, quiet: bool = False) -> bool:
     """Run the engine's sweep over `dataset` unless sim/ holds results of these options.
 
     Returns whether existing results were reused.
     """
-    wanted = sim_options(options)
-    have = existing_options(dataset)
-    if have is not None and _effective(have) == _effective(asdict(wanted)):
+    if sweep_is_current(dataset, options):
         return True
-    run_sweep(dataset, wanted, quiet=quiet)
+    run_sweep(dataset, sim_options(options), quiet=quiet)
     return False
 
 

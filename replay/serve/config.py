@@ -38,6 +38,9 @@ class ServeConfig:
     sql_limits: Limits = Limits(DEFAULT_SQL_SECONDS, DEFAULT_SQL_ROWS)
     #: what each upload's report sweeps
     report: ReportOptions = field(default_factory=ReportOptions)
+    #: Dask scheduler (tcp://HOST:PORT) each job's sweep runs on; None: the job's own
+    #: process pool. Its workers must see the data directory (docs/fleet.md)
+    scheduler: str | None = None
 
 
 def read_token(token_file: Path | None) -> str | None:

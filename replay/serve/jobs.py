@@ -124,7 +124,8 @@ class JobManager:
         """Run the worker process; None when it succeeded, else its one-line error."""
         # The worker runs in the upload's directory and names the trace as the client did,
         # so its errors read as the command line's on that file (`x.png: binary file ...`).
-        spec = Spec(Path(trace.name), out.absolute(), self.config.report, os.getpid())
+        spec = Spec(Path(trace.name), out.absolute(), self.config.report, os.getpid(),
+                    self.config.scheduler)
         log_path = self.logs / f"{job.id}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "replay.serve.worker"],

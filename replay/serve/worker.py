@@ -43,6 +43,8 @@ class Spec:
     out: Path
     report: ReportOptions
     parent: int
+    #: Dask scheduler the sweep runs on (None: this process's pool)
+    scheduler: str | None = None
 
 
 class Progress:
@@ -93,6 +95,12 @@ def run(spec: Spec, progress: Progress) -> None:
     """Ingest and report, as `replay report TRACE` does, into `spec.out`."""
     with progress_listener(progress):
         ingest(spec.trace, spec.out, quiet=True)
+        if spec.scheduler is not None:
+            from replay.fleet.make import simulate_on_cluster
+            from replay.report.sweep import sim_options
+
+            simulate_on_cluster(spec.out, sim_options(spec.report), spec.scheduler,
+                                quiet=True)
         make_report(spec.out, None, spec.report, quiet=True)
 
 
