@@ -8,6 +8,7 @@ next, output that suits a pipe, files in the format their name says.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -57,8 +58,11 @@ def test_shell_completion():
     script = Path(sys.executable).parent / "replay"  # the installed command, by its name
     if not script.exists():
         pytest.skip("no installed replay script beside this Python")
+    # typer names the shell from the process tree unless told to take it as the value:
+    # a test is run from whatever process tree, so name it
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     r = subprocess.run([str(script), "--show-completion", "bash"], capture_output=True,
-                       text=True)
+                       text=True, env=env)
     assert r.returncode == 0 and "_REPLAY_COMPLETE=complete_bash" in r.stdout
     assert "complete -o default -F _replay_completion replay" in r.stdout
 
