@@ -14,8 +14,9 @@ from replay.engine.context import prepare
 from replay.engine.observed import OUT_FAILED
 from replay.engine.options import SimOptions
 from replay.engine.simulate import measure_fidelity, observed_end
-from replay.engine.tables import output_tables
 from replay.engine.sweep import run_configs
+from replay.engine.tables import output_tables
+from replay.progress import progress_listener
 from tests.conftest import SAMPLES
 
 TRACE = SAMPLES / "ftrace-thp.dat"
@@ -35,8 +36,13 @@ def _sweep(dataset, share: bool, **opts):
     options = SimOptions(snapshots=str(SNAPSHOTS), series_samples=16, jobs=2, **opts)
     ctx = prepare(dataset, options)
     end_observed, bad = observed_end(ctx)
-    results = run_configs(ctx, options.configurations(ctx.kernel_max_order), quiet=True,
-                          share=share)
+    seen: list[tuple[int, int]] = []
+    with progress_listener(lambda d, done, total: seen.append((done, total))):
+        results = run_configs(ctx, options.configurations(ctx.kernel_max_order), quiet=True,
+                              share=share)
+    # the bar counts every replay group, shared or not, up to its total
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == seen[-1][1] > 1
     fid = measure_fidelity(ctx, results[0], end_observed)
     tables = output_tables(dataset, ctx, results, fid, bad)
     tables["runs"] = tables["runs"].drop_columns(["elapsed_s"])
