@@ -83,10 +83,10 @@ def free_blocks(pcls, lo, hi, max_order, nr_free):
         if e - p > longest:
             longest = e - p
         q = p
-        while q < e:
-            o = max_order
-            while o > 0 and (q & ((1 << o) - 1) or q + (1 << o) > e):
-                o -= 1
+        while q < e:  # the largest aligned block at q that fits (most runs are short)
+            o = 0
+            while o < max_order and (q >> (o + 1) << (o + 1)) == q and q + (2 << o) <= e:
+                o += 1
             nr_free[o] += 1
             q += 1 << o
         p = e
