@@ -2,8 +2,11 @@
 
 Configurations that differ only in a search sharing one candidate grid run as one replay
 (they find the same runs: memarea.py), only their costs differ; `coalesced` shares unless
-the alignment cuts max-order blocks. The workers are forked, so they share the context's
-arrays without copying them.
+the alignment cuts max-order blocks. Groups that cannot differ either share one replay
+(`chains`): the policies nest, so a replay whose requests never failed stands for the
+larger policies; with no request (N at or above the largest allocated order) a simulated
+N equal to the baseline's is the baseline, and observed runs differ only in their name.
+The workers are forked, so they share the context's arrays without copying them.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 
 import numpy as np
@@ -59,6 +62,7 @@ class RunResult:
     inconsistencies: np.ndarray | None = None  # observed
     end_blocks: np.ndarray | None = None  # simulated: zone x order
     end_pcp: np.ndarray | None = None  # simulated: per-CPU pages per zone at the end
+    shared_from: Config | None = None  # the configuration whose replay this is, if another
 
 
 _CTX: Context | None = None
@@ -169,9 +173,75 @@ def replay_group(ctx: Context, group: Group) -> list[RunResult]:
             for j, name in enumerate(group.searches)]
 
 
-def run_configs(ctx: Context, configs: list[Config], quiet: bool = False) -> list[RunResult]:
+def _alloc_top(ctx: Context) -> int:
+    """The largest order the trace allocates: no request is above a max order N >= it."""
+    s = ctx.stream
+    orders = s.order[s.kind == ALLOC]
+    return int(orders.max()) if len(orders) else -1
+
+
+def chains(ctx: Context, gs: list[Group]) -> list[list[int]]:
+    """The groups after the baseline (gs[0]) as chains of indices that may share a replay.
+
+    A chain is one mode, max order and search set, its policies in nesting order: a run
+    whose requests never failed is the same under every larger policy (memarea_request
+    tries them cheapest first, and none of them was needed). Observed groups with no
+    request (N at or above the largest allocated order) and no series form one chain
+    across N: they replay the same occupancy and differ only in their name.
+    """
+    top = _alloc_top(ctx)
+    keyed: dict[tuple, list[int]] = {}
+    for i, g in enumerate(gs[1:], 1):
+        if g.mode == "observed" and g.max_order >= top and not g.series:
+            key: tuple = (g.mode, None, g.searches)
+        else:
+            key = (g.mode, g.max_order, g.searches, g.series)
+        keyed.setdefault(key, []).append(i)
+    rank = {p: k for k, p in enumerate(POLICIES)}
+    return [sorted(c, key=lambda i: rank.get(gs[i].policy, -1)) for c in keyed.values()]
+
+
+def copied(src: RunResult, config: Config, series: bool, slots: bool = True) -> RunResult:
+    """`src` under another configuration's name: the same replay, not run again. Without
+    `series` it carries no fragmentation series; without `slots`, no request."""
+    none = np.zeros(0, np.int64)
+    req = {} if slots else dict(sel=none, out=none, cost=none, reclaimed=none,
+                                migrated=none, false=np.zeros(0, np.bool_))
+    ser = {} if series else dict(ser_at=src.ser_at[:0], ser_nr=src.ser_nr[:0],
+                                 ser_long=src.ser_long[:0])
+    return replace(src, config=config, shared_from=src.config, **req, **ser)
+
+
+def _records_series(g: Group) -> bool:
+    return g.mode == "simulated" or g.series
+
+
+def run_chain(chain: list[Group]) -> list[list[RunResult]]:
+    """Run a chain's groups in order, reusing the last replay for a group its requests
+    could not tell apart (`chains`); one result list per group."""
+    out: list[list[RunResult]] = []
+    src: dict[str, RunResult] | None = None  # last replay, by search, when nothing failed
+    src_series = False
+    for g in chain:
+        if (src is not None and all(x in src for x in g.searches)
+                and (src_series or not _records_series(g))):
+            out.append([copied(src[x], (g.mode, g.max_order, x, g.policy),
+                               _records_series(g)) for x in g.searches])
+            continue
+        res = run_group(g)
+        out.append(res)
+        failed = any((r.out == OUT_FAILED).any() for r in res)
+        src = None if failed else {r.config[2]: r for r in res}
+        src_series = _records_series(g)
+    return out
+
+
+def run_configs(ctx: Context, configs: list[Config], quiet: bool = False,
+                share: bool = True) -> list[RunResult]:
     """Every configuration, the baseline (configs[0]) in this process first, the rest over
-    the options' worker count; results in the order of `configs`."""
+    the options' worker count; results in the order of `configs`. With `share`,
+    configurations that cannot differ share one replay (`chains`; a simulated N equal to
+    the baseline's with no request is the baseline's replay)."""
     global _CTX
     _CTX = ctx
     gs = groups(ctx, configs)
@@ -179,22 +249,39 @@ def run_configs(ctx: Context, configs: list[Config], quiet: bool = False) -> lis
     jobs = ctx.options.jobs or os.cpu_count() or 1
     with progress_bar("simulate", len(gs), quiet=quiet, unit_bytes=False) as bar:
         results += run_group(gs[0])  # compiles in the parent
-        bar.update(1)
-        if jobs > 1 and len(gs) > 2:
-            # the longest replays first: simulated before observed, low N before high
-            order = sorted(range(1, len(gs)),
-                           key=lambda i: (gs[i].mode != "simulated", gs[i].max_order))
+        finished = 1
+        bar.update(finished)
+        work = chains(ctx, gs) if share else [[i] for i in range(1, len(gs))]
+        if share and gs[0].mode == "simulated" and gs[0].searches == ("none",):
+            # the buddy allocator of the baseline's max order with no request is the baseline
+            top = _alloc_top(ctx)
+            base, rest = results[0], []
+            for c in work:
+                same = [i for i in c if gs[i].mode == "simulated"
+                        and gs[i].max_order == gs[0].max_order and gs[i].max_order >= top]
+                results += [copied(base, (gs[i].mode, gs[i].max_order, x, gs[i].policy),
+                                   True, slots=False)
+                            for i in same for x in gs[i].searches]
+                finished += len(same)
+                if len(same) < len(c):
+                    rest.append([i for i in c if i not in same])
+            work = rest
+            bar.update(finished)
+        # the longest replays first: simulated before observed, low N before high
+        work.sort(key=lambda c: (gs[c[0]].mode != "simulated", gs[c[0]].max_order))
+        if jobs > 1 and len(work) > 1:
             with ProcessPoolExecutor(jobs, mp_context=get_context("fork")) as pool:
-                futures = {pool.submit(run_group, gs[i]): i for i in order}
-                done = {}
+                futures = {pool.submit(run_chain, [gs[i] for i in c]): c for c in work}
                 for f in as_completed(futures):
-                    done[futures[f]] = f.result()
-                    bar.update(len(done) + 1)
-            for i in sorted(done):
-                results += done[i]
+                    for res in f.result():
+                        results += res
+                    finished += len(futures[f])
+                    bar.update(finished)
         else:
-            for i, g in enumerate(gs[1:], 2):
-                results += run_group(g)
-                bar.update(i)
+            for c in work:
+                for res in run_chain([gs[i] for i in c]):
+                    results += res
+                finished += len(c)
+                bar.update(finished)
     by_cfg = {r.config: r for r in results}
     return [by_cfg[c] for c in configs]

@@ -1,0 +1,97 @@
+"""Where `replay report` spends its time: one run in this process, each phase timed.
+
+    python tests/bench/report_phases.py TRACE OUTPUT.html [--snapshots DIR] [--max-order 3..10]
+
+Wraps the functions `replay report` calls in turn (ingest; the engine's context, observed
+end state, sweep, tables and write; the report's figures from DuckDB, its plots and its
+renderers) with wall-clock timers and prints one line per phase, then the replay seconds
+of each mode summed over the sweep's worker processes (a shared replay counts once) and
+how many configurations shared another's replay. The report is the same as the CLI's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from timing import ROOT
+
+sys.path.insert(0, str(ROOT))
+
+PHASES: dict[str, float] = defaultdict(float)
+#: (module, function, phase) timed; the modules call them through their own globals.
+TIMED = (
+    ("replay.ingestion", "ingest", "ingest"),
+    ("replay.engine.simulate", "prepare", "engine: stream, world, context"),
+    ("replay.engine.simulate", "observed_end", "engine: observed end state"),
+    ("replay.engine.simulate", "run_configs", "engine: sweep (all replays)"),
+    ("replay.engine.simulate", "measure_fidelity", "engine: fidelity"),
+    ("replay.engine.simulate", "output_tables", "engine: output tables"),
+    ("replay.engine.simulate", "write_sim", "engine: write sim/"),
+    ("replay.report.collect", "collect", "report: figures (DuckDB)"),
+    ("replay.report.plots", "render_all", "report: plots"),
+    ("replay.report.html", "render_html", "report: html"),
+    ("replay.report.markdown", "render_markdown", "report: markdown"),
+)
+
+
+def _timed(fn, phase: str, results: list):
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            out = fn(*args, **kwargs)
+        finally:
+            PHASES[phase] += time.perf_counter() - t
+        if fn.__name__ == "run_configs":
+            results.extend(out)
+        return out
+    return wrapper
+
+
+def main() -> None:
+    import importlib
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("trace", type=Path)
+    ap.add_argument("output", type=Path)
+    ap.add_argument("--snapshots", type=Path)
+    ap.add_argument("--max-order", default="3..10")
+    args = ap.parse_args()
+    results: list = []
+    for mod, name, phase in TIMED:
+        m = importlib.import_module(mod)
+        setattr(m, name, _timed(getattr(m, name), phase, results))
+    from replay.report.make import make_report
+    from replay.report.options import report_options
+
+    opts = report_options(args.max_order, "linear,coalesced,bitmap", "free,reclaim,migrate",
+                          "migrate", 0.99, str(args.snapshots) if args.snapshots else None,
+                          False)
+    t0 = time.perf_counter()
+    make_report(args.trace, args.output, opts, quiet=True)
+    total = time.perf_counter() - t0
+    print(f"phases of replay report ({total:.2f} s wall in one process):")
+    for _, _, phase in TIMED:
+        if phase in PHASES:
+            print(f"  {phase:34s} {PHASES[phase]:8.2f} s  {100 * PHASES[phase] / total:5.1f} %")
+    rest = total - sum(PHASES.values())
+    print(f"  {'other (imports, checks, writes)':34s} {rest:8.2f} s  {100 * rest / total:5.1f} %")
+    per_mode: dict[str, float] = defaultdict(float)
+    runs: dict[str, set] = defaultdict(set)
+    for r in results:
+        if getattr(r, "shared_from", None) is None:  # a group's time is split evenly over its searches
+            mode, n, _, policy = r.config
+            per_mode[mode] += r.elapsed
+            runs[mode].add((n, policy))
+    shared = sum(getattr(r, "shared_from", None) is not None for r in results)
+    for mode in sorted(per_mode):
+        print(f"  replays, {mode:9s} (sum over workers) {per_mode[mode]:8.2f} s "
+              f"({len(runs[mode])} replays)")
+    print(f"  configurations sharing another's replay: {shared} of {len(results)}")
+
+
+if __name__ == "__main__":
+    main()
