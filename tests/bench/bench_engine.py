@@ -24,10 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import ROOT, timed
+from timing import CAPTURES, ROOT, timed
 
 sys.path.insert(0, str(ROOT))
-CAPTURES = Path(os.environ.get("REPLAY_CAPTURES", Path.home() / "replay-captures"))
 #: The single replays timed: (mode, max order, search, policy).
 RATES = (("observed", 5, "linear", "free"), ("observed", 9, "linear", "migrate"),
          ("simulated", 5, "linear", "free"), ("simulated", 5, "linear", "migrate"),

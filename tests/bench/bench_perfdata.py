@@ -5,7 +5,7 @@ Usage: python tests/bench/bench_perfdata.py [PERF_DATA ...] [--runs N]
 Both run as whole processes under /usr/bin/time -v, after one untimed warm-up each (page
 cache, the compiled kernels); the best of N runs is kept for wall time, with the CPU time
 (user + sys) and peak RSS of that run. The target is replay >= 5x faster than perf script
-(goal 10x). The default inputs are /work/captures/big-perf.data (376,624 samples with
+(goal 10x). The default inputs are $REPLAY_CAPTURES/big-perf.data (376,624 samples with
 callchains, 84 MB) and perfdata-1m.perf.data (1,315,158 samples, 285 MB); see
 sample_traces/README.md for how they were captured. Our fixed start-up (~0.45 s of Python,
 numpy and pyarrow imports) weighs more in the smaller one.
@@ -20,9 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import best
+from timing import CAPTURES, best
 
-DEFAULT = [Path("/work/captures/big-perf.data"), Path("/work/captures/perfdata-1m.perf.data")]
+DEFAULT = [CAPTURES / "big-perf.data", CAPTURES / "perfdata-1m.perf.data"]
 
 
 def bench(perf_data: Path, runs: int, tmp: Path) -> None:

@@ -7,8 +7,8 @@ in a fresh process, and in the same run times `perf kmem --page stat` on the lar
 real perf.data. Prints events/s for both and the ratio (target: >= 10x). Peak RSS of
 both comes from /usr/bin/time -v.
 
-    python tests/bench/bench_query.py [--trace /work/captures/big.trace.txt]
-        [--perf-data /work/captures/big-perf.data] [--events 100000000] [--workdir DIR]
+    python tests/bench/bench_query.py [--trace $REPLAY_CAPTURES/big.trace.txt]
+        [--perf-data $REPLAY_CAPTURES/big-perf.data] [--events 100000000] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from replay.dataset import EVENTS_FILE, META_FILE  # noqa: E402
 from replay.ingestion import ingest  # noqa: E402
 from ingest.schema import EVENTS  # noqa: E402
-from tests.bench.timing import ROOT, timed_output  # noqa: E402
+from tests.bench.timing import CAPTURES, ROOT, timed_output  # noqa: E402
 
 #: pfn shift between copies: 2^28 pages (1 TiB of 4 KiB pages), keeps every block aligned
 PFN_SHIFT = 1 << 28
@@ -90,9 +90,9 @@ def perf_kmem(perf_data: Path) -> tuple[float, int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trace", type=Path, default=Path("/work/captures/big.trace.txt"),
+    ap.add_argument("--trace", type=Path, default=CAPTURES / "big.trace.txt",
                     help="real capture to replicate (any format replay ingests)")
-    ap.add_argument("--perf-data", type=Path, default=Path("/work/captures/big-perf.data"),
+    ap.add_argument("--perf-data", type=Path, default=CAPTURES / "big-perf.data",
                     help="perf.data for perf kmem (the largest real one)")
     ap.add_argument("--events", type=int, default=100_000_000,
                     help="events in the replicated dataset (at least)")

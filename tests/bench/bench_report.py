@@ -30,9 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import ROOT, Timing, timed
+from timing import CAPTURES, ROOT, Timing, timed
 
-CAPTURES = Path(os.environ.get("REPLAY_CAPTURES", Path.home() / "replay-captures"))
 
 
 def _line(what: str, t: Timing) -> str:

@@ -2,7 +2,7 @@
 
     python tests/bench/bench_text_ingest.py [TRACE] [--dat DAT] [--no-10x]
 
-Defaults: /work/captures/big.trace.txt (the kernel's `trace` text of a real capture,
+Defaults: $REPLAY_CAPTURES/big.trace.txt (the kernel's `trace` text of a real capture,
 >= 1M lines) and big.dat (`trace-cmd extract` of the same ring buffer). In one run:
 
 1. `replay ingest TRACE` → lines/s (all lines of the file) and events/s;
@@ -26,9 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import Timing, timed
+from timing import CAPTURES, Timing, timed
 
-CAPTURES = Path("/work/captures")
 RSS_LIMIT_KIB = 512 * 1024
 
 

@@ -2,10 +2,10 @@
 
 Not collected by pytest (bench_*.py). Run from the repository root:
 
-    /work/venv/bin/python tests/bench/bench_tracedat.py [TRACE.dat ...] [--runs N]
+    python tests/bench/bench_tracedat.py [TRACE.dat ...] [--runs N]
 
-Default inputs: /work/captures/big.dat (v7, zstd) and big.v6.dat, >= 2.5M kmem events each
-(a system-wide capture of the sample_traces workload; see /work/captures/big.log). Each
+Default inputs: $REPLAY_CAPTURES/big.dat (v7, zstd) and big.v6.dat, >= 2.5M kmem events each
+(a system-wide capture of the sample_traces workload; see $REPLAY_CAPTURES/big.log). Each
 tool runs as a whole process under /usr/bin/time in the same run, after an untimed warm-up
 (page cache), the fastest of N runs kept; printed: wall and CPU seconds of both, their
 ratios, our peak RSS. Exits 1 if the wall-time ratio is below 5
@@ -22,9 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import ROOT, best, timed
+from timing import CAPTURES, ROOT, best, timed
 
-DEFAULT = [Path("/work/captures/big.dat"), Path("/work/captures/big.v6.dat")]
+DEFAULT = [CAPTURES / "big.dat", CAPTURES / "big.v6.dat"]
 MIN_RATIO = 5.0
 MAX_RSS_MIB = 512
 

@@ -2,7 +2,7 @@
 
     python tests/bench/compare_big_text.py [TRACE] [--dat DAT] [--dataset DIR]
 
-Defaults: /work/captures/big.trace.txt (>= 1M events of the kernel's `trace` file) and
+Defaults: $REPLAY_CAPTURES/big.trace.txt (>= 1M events of the kernel's `trace` file) and
 its companion big.dat (`trace-cmd extract` of the same ring buffer). Ingests TRACE with
 the `replay` command (unless --dataset names an existing result), then compares each
 event's (cpu, ts, pid, event, pfn, order, migratetype) with:
@@ -30,8 +30,8 @@ from itertools import zip_longest
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from timing import CAPTURES
 
-CAPTURES = Path("/work/captures")
 FIELDS = ("cpu", "ts_ns", "pid", "event", "pfn", "order", "migratetype")
 ALIASES = {"mm_page_free_direct": "mm_page_free", "mm_pagevec_free": "mm_page_free_batched"}
 PAGE = {"mm_page_alloc", "mm_page_free", "mm_page_free_batched", "mm_page_alloc_zone_locked",

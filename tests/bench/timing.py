@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+#: where the big captures live (sample_traces/capture_big.sh writes there): never committed
+CAPTURES = Path(os.environ.get("REPLAY_CAPTURES", Path.home() / "replay-captures"))
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -8,7 +8,7 @@ second instance as `oracle.trace.txt`: the independent oracle of the decoder tes
 instances see every event; each stamps its own time, so timestamps differ by nanoseconds
 and the test matches per-CPU sequences.
 
-    flock /work/tracefs.lock python tests/data/make_tracefs_fixture.py
+    flock /tmp/replay-tracefs.lock python tests/data/make_tracefs_fixture.py
 """
 
 from __future__ import annotations
