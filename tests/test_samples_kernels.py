@@ -28,6 +28,7 @@ KERNEL_SAMPLES = {
     "debian-6.1-4g": 10,
     "debian-5.10": 10,
     "maxorder5-6.12": 5,
+    "maxorder10-6.12": 10,
 }
 NAMES = sorted(KERNEL_SAMPLES)
 RELEASES = {"debian-6.1": "6.1.", "debian-6.1-4g": "6.1.", "debian-5.10": "5.10.",
