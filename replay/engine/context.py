@@ -15,7 +15,6 @@ from replay.engine.options import SimOptions
 from replay.engine.stream import Stream, load_stream
 from replay.engine.world import Snapshots, World, build_world, load_snapshots
 from replay.kernel import fallbacks
-from replay.kernel.orders import KERNEL_MAX_ORDER
 from replay.kernel.release import KernelRelease, parse_release
 
 
@@ -87,5 +86,5 @@ def build_context(stream: Stream, snaps: Snapshots, options: SimOptions,
     release = stream.release
     return Context(stream, world, snaps, options, release, release_text,
                    fallbacks.fallback_era(release), fallbacks.nofragment(release),
-                   KERNEL_MAX_ORDER, zlo, zhi, ztype, wmin, wlow, prot,
+                   world.kernel_max_order, zlo, zhi, ztype, wmin, wlow, prot,
                    tzone.astype(np.int64), every)

@@ -38,7 +38,8 @@ from replay.kernel.zones import PAGES_PER_SECTION
 
 #: States while the world is built (per pfn).
 W_UNSEEN, W_FREE, W_BUSY, W_OUT = 0, 1, 2, 3
-#: Orders kept in block counts (0..KERNEL_MAX_ORDER).
+#: Orders kept in block counts (0..x86-64's MAX_PAGE_ORDER; a lower traced max order
+#: leaves the top ones zero).
 NORDERS = orders.KERNEL_MAX_ORDER + 1
 
 
@@ -101,6 +102,7 @@ class World:
     world_pages: np.ndarray  # per zone: pages of the world at start
     seeded: np.ndarray  # per zone/order: free blocks wanted (start buddyinfo), placed
     start_blocks: np.ndarray  # per zone/order: the world's free blocks at start
+    kernel_max_order: int  # the traced kernel's max order (`traced_max_order`)
     online_pages: int = 0  # pages onlined during the trace
     notes: list[str] = field(default_factory=list)
 
@@ -271,8 +273,19 @@ def _estimate_classes(pcls: np.ndarray, state: np.ndarray, pb_mt: np.ndarray, lo
     pcls[todo[movable]] = cls[movable]
 
 
+def traced_max_order(snaps: Snapshots) -> int:
+    """The traced kernel's max order: /proc/buddyinfo prints one column per order
+    0..MAX_PAGE_ORDER (mm/vmstat.c frag_show_print), so a snapshot tells it (a kernel built
+    with CONFIG_ARCH_FORCE_MAX_ORDER=5 prints 6); else x86-64's default."""
+    for info in (snaps.start_buddyinfo, snaps.end_buddyinfo):
+        if info:
+            return min(orders.MAX_ORDER_LIMIT, max(len(c) for c in info.values()) - 1)
+    return orders.KERNEL_MAX_ORDER
+
+
 def build_world(stream: Stream, snaps: Snapshots) -> tuple[World, Stream]:
     """The world at trace start, and the stream with onlined memory's frees as ONLINE."""
+    top = traced_max_order(snaps)
     release = stream.release
     pcp_mask = orders.pcp_orders_mask(release) if stream.pcp_traced else 0
     notes: list[str] = []
@@ -285,7 +298,7 @@ def build_world(stream: Stream, snaps: Snapshots) -> tuple[World, Stream]:
     zlo, zhi, _ = layout.arrays()
     npages = int(max(layout.end_pfn, stream.max_pfn)) + 1
     kind = stream.kind.copy()
-    online = _online(stream, kind, layout, snaps)
+    online = _online(stream, kind, layout, snaps, top)
     state, pcls, aorder = first_touch(kind, stream.pfn, stream.order, pcp_mask, npages)
     # pages allocated before the trace, and the untouched ones: class not known yet
     undecided = (state == W_UNSEEN) | ((state == W_BUSY) & (pcls == pagestate.PINNED))
@@ -321,8 +334,7 @@ def build_world(stream: Stream, snaps: Snapshots) -> tuple[World, Stream]:
             if bi:
                 want[:min(len(bi), NORDERS)] = bi[:NORDERS]
             seeded[z, 0] = want
-            seeded[z, 1] = seed_free_blocks(state, lo, hi, want, orders.KERNEL_MAX_ORDER,
-                                            head, placed)
+            seeded[z, 1] = seed_free_blocks(state, lo, hi, want, top, head, placed)
             _trim(state, placed, lo, hi, zone.managed)
         free = (placed == 1) | (state == W_FREE)
         pcls[free] = pagestate.BUDDY
@@ -349,12 +361,12 @@ def build_world(stream: Stream, snaps: Snapshots) -> tuple[World, Stream]:
                             for lo, hi in zip(zlo, zhi)], np.int64)
     start_blocks = np.zeros((nz, NORDERS), np.int64)
     for z in range(nz):
-        free_blocks(pcls, zlo[z], zhi[z], orders.KERNEL_MAX_ORDER, start_blocks[z])
+        free_blocks(pcls, zlo[z], zhi[z], top, start_blocks[z])
     if online:
         notes.append(f"{online:,} pages were onlined during the trace (memory hot-add): "
                      "they join the world at their first free")
     world = World(layout, npages, pcls, aorder, pb_mt, source, estimate, seen, world_pages,
-                  seeded, start_blocks, online, notes)
+                  seeded, start_blocks, top, online, notes)
     return world, _with_kind(stream, kind)
 
 
@@ -364,7 +376,8 @@ def _with_kind(stream: Stream, kind: np.ndarray) -> Stream:
     return replace(stream, kind=kind)
 
 
-def _online(stream: Stream, kind: np.ndarray, layout: Layout, snaps: Snapshots) -> int:
+def _online(stream: Stream, kind: np.ndarray, layout: Layout, snaps: Snapshots,
+            top: int) -> int:
     """Mark the frees of memory onlined during the trace as ONLINE; return its pages.
 
     The end zoneinfo's `managed` above the start's is onlined memory; the kernel frees it
@@ -375,7 +388,6 @@ def _online(stream: Stream, kind: np.ndarray, layout: Layout, snaps: Snapshots) 
                 for e in snaps.end_zoneinfo if e.key == s.key)
     if grown <= 0:
         return 0
-    top = orders.KERNEL_MAX_ORDER
     frees = np.flatnonzero(((kind == FREE_BUDDY) | (kind == FREE_PCP))
                            & (stream.order == top))
     if not len(frees):
