@@ -7,7 +7,7 @@ to Arrow's compute kernels (`LineBlock.text`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -21,6 +21,9 @@ from ingest.text_values import strings
 from ingest.errors import InputError
 
 BLOCK_BYTES = 8 << 20
+#: the longest line read: kernel and perf lines are a few hundred bytes; a longer one is
+#: counted malformed and skipped without being held in memory
+MAX_LINE_BYTES = 1 << 20
 
 
 @dataclass
@@ -92,18 +95,31 @@ def _cut(data: bytes, continuation: bytes | None) -> int:
 
 
 def line_blocks(path: Path, block_bytes: int | None = None,
-                continuation: bytes | None = None) -> Iterator[LineBlock]:
+                continuation: bytes | None = None,
+                long_line: Callable[[int], None] | None = None) -> Iterator[LineBlock]:
     """The lines of `path` (decompressed) in blocks of about `block_bytes` (BLOCK_BYTES).
 
     With `continuation` (b"\t" for perf script callchain lines) a line starting with it
-    stays in the block of the line before.
+    stays in the block of the line before. A line longer than MAX_LINE_BYTES is dropped
+    unread (memory stays bounded on input without line breaks) and its number handed to
+    `long_line`, for the reader to count it malformed.
     """
     block_bytes = block_bytes or BLOCK_BYTES
     line = 1
     rest = b""
+    skipping = False  # inside an over-long line: drop bytes up to its line break
     with open_stream(path) as s:
         while True:
             chunk = s.read(block_bytes)
+            if skipping and chunk:
+                nl = chunk.find(b"\n")
+                _refuse_binary(path, chunk if nl < 0 else chunk[:nl], line)
+                if nl < 0:
+                    continue
+                chunk, skipping = chunk[nl + 1 :], False
+                line += 1
+                if not chunk:
+                    continue
             data = rest + chunk if rest else chunk
             if not chunk:
                 if not data:
@@ -113,15 +129,28 @@ def line_blocks(path: Path, block_bytes: int | None = None,
                 rest = b""
             else:
                 cut = _cut(data, continuation)
+                if cut <= 0 and continuation is not None and len(data) > MAX_LINE_BYTES:
+                    cut = _cut(data, None)  # a callchain past the limit is split
                 if cut <= 0:
-                    rest = data
+                    if len(data) <= MAX_LINE_BYTES:
+                        rest = data
+                        continue
+                    _refuse_binary(path, data, line)
+                    if long_line is not None:
+                        long_line(line)
+                    rest, skipping = b"", True
                     continue
                 data, rest = data[:cut], data[cut:]
-            nul = data.find(b"\x00")
-            if nul >= 0:
-                _binary(path, data if line == 1 else b"", line + data.count(b"\n", 0, nul))
+            _refuse_binary(path, data, line)
             block = _block(line, _utf8(data), s.tell_raw())
             yield block
             line += len(block.starts)
             if not chunk:
                 break
+
+
+def _refuse_binary(path: Path, data: bytes, line: int) -> None:
+    """InputError when `data` (text from line `line` on) holds a NUL byte."""
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        _binary(path, data if line == 1 else b"", line + data.count(b"\n", 0, nul))

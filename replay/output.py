@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest.errors import OutputError
+from replay.atomic import write_files
 
 FORMATS = ("table", "csv", "json")
 
@@ -60,6 +61,8 @@ def write_result(table: pa.Table, fmt: str, output: Path | None = None,
     """Write `table` as `fmt` to `output` (refusing to replace it without force) or stdout."""
     if fmt not in FORMATS:
         raise OutputError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    if output is not None and output.is_dir():
+        raise OutputError(f"{output}: is a directory, not a file to write")
     if output is not None and output.exists() and not force:
         raise OutputError(f"{output}: already exists (use --force to replace it)")
     buf = io.StringIO()
@@ -72,7 +75,4 @@ def write_result(table: pa.Table, fmt: str, output: Path | None = None,
     if output is None:
         sys.stdout.write(buf.getvalue())
         return
-    try:
-        output.write_text(buf.getvalue())
-    except OSError as e:
-        raise OutputError(f"{output}: cannot write: {e.strerror}") from None
+    write_files([output], [buf.getvalue()])  # whole or not at all
