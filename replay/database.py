@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -171,15 +172,30 @@ class Database:
     def fetch(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None
               ) -> pa.Table:
         """The result of `query` as an Arrow table; errors as `QueryError`."""
-        rel = self.sql(query, params)
-        if rel is None:  # a PRAGMA with no result
-            return pa.table({})
-        try:
-            result = rel.arrow()
-            # DuckDB 1.4+ hands out a stream, earlier versions a table.
-            return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
-        except (duckdb.Error, RuntimeError) as e:
-            raise _interrupt_or(e, query) from None
+        def run() -> pa.Table:
+            rel = self.sql(query, params)
+            if rel is None:  # a PRAGMA with no result
+                return pa.table({})
+            try:
+                result = rel.arrow()
+                # DuckDB 1.4+ hands out a stream, earlier versions a table.
+                return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+            except (duckdb.Error, RuntimeError) as e:
+                raise _interrupt_or(e, query) from None
+
+        # The query runs in a thread while this one waits where a signal can reach it:
+        # blocked inside DuckDB, the main thread sees Ctrl-C only now and then.
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(run)
+            try:
+                return future.result()
+            except KeyboardInterrupt:
+                self.con.interrupt()
+                try:
+                    future.result()
+                except (Exception, KeyboardInterrupt):  # noqa: BLE001 - stopping anyway
+                    pass
+                raise
 
     def fetch_query(self, name: str, params: Mapping[str, str | None] | None = None
                     ) -> pa.Table:

@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import traceback
 from pathlib import Path
 
 import atheris
+
+# The readers' compiled kernels are built (once per source version) by an uninstrumented
+# process: numba cannot compile the bytecode atheris instruments, and a failed build
+# would make every later run fall back to the JIT.
+subprocess.run([sys.executable, "-c", "from ingest import kernels; kernels.load()"],
+               check=True)
 
 with atheris.instrument_imports(include=["ingest", "replay"]):
     import ingest  # noqa: F401
