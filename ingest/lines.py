@@ -101,8 +101,8 @@ def line_blocks(path: Path, block_bytes: int | None = None,
 
     With `continuation` (b"\t" for perf script callchain lines) a line starting with it
     stays in the block of the line before. A line longer than MAX_LINE_BYTES is dropped
-    unread (memory stays bounded on input without line breaks) and its number handed to
-    `long_line`, for the reader to count it malformed.
+    (unread when it runs past a block, so memory stays bounded on input without line
+    breaks) and its number handed to `long_line`, for the reader to count it malformed.
     """
     block_bytes = block_bytes or BLOCK_BYTES
     line = 1
@@ -143,6 +143,10 @@ def line_blocks(path: Path, block_bytes: int | None = None,
                 data, rest = data[:cut], data[cut:]
             _refuse_binary(path, data, line)
             block = _block(line, _utf8(data), s.tell_raw())
+            for i in np.flatnonzero(block.ends - block.starts > MAX_LINE_BYTES).tolist():
+                if long_line is not None:
+                    long_line(line + i)
+                block.ends[i] = block.starts[i]  # read as a blank line
             yield block
             line += len(block.starts)
             if not chunk:

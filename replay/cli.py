@@ -348,8 +348,15 @@ def main() -> None:
     """Entry point: run the app, turning library errors into one-line messages."""
     import signal
 
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        _main()
+    finally:  # a caller in-process (the tests) gets its own handlers back
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _main() -> None:
     try:
         # standalone_mode=False: typer turns KeyboardInterrupt into a *returned* 130
         code = app(standalone_mode=False)
