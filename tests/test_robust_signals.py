@@ -157,3 +157,22 @@ def test_stale_temporaries_of_dead_processes_only(tmp_path):
     assert remove_stale(out) == [stale]
     assert not stale.exists() and mine.exists() and other.exists()
     os.rmdir(mine)
+
+
+@pytest.mark.parametrize("command", ["simulate", "report"])
+def test_sigint_during_a_sweep_exits_130(long_trace, tmp_path, command):
+    ds = tmp_path / "long.replay"
+    done = subprocess.run([sys.executable, "-m", "replay", "ingest", long_trace, "-o", ds,
+                           "-q"], cwd=ROOT, capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    before = sorted(p.name for p in ds.iterdir())
+    args = {"simulate": ("simulate", ds, "-j", "1", "-q"),
+            "report": ("report", ds, "-q")}[command]
+    proc = _replay(*args)
+    time.sleep(5)  # past the imports, into the replays (minutes of them)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, (out, err)
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
+    assert sorted(p.name for p in ds.iterdir()) == before  # no sim/, report or temporary
