@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ingest.errors import OutputError
+from replay import signals
 
 #: the hidden siblings of an output, by kind: a temporary being written, an old output
 #: being replaced, the lock of its writer
@@ -152,6 +153,7 @@ def write_files(paths: Sequence[Path], texts: Sequence[str]) -> None:
             current = p
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(text)
+        signals.check()  # a Ctrl-C whose KeyboardInterrupt was lost: nothing in place
         for tmp, p in zip(tmps, paths):
             current = p
             tmp.replace(p)

@@ -327,12 +327,6 @@ def stat(
 EXIT_INTERRUPTED = 130
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM and SIGHUP as Ctrl-C: unwind through every `with`, so writers remove
-    their temporary outputs, instead of dying where the signal landed."""
-    raise KeyboardInterrupt
-
-
 def _one_line(message: str) -> str:
     """`message` with control characters escaped: a damaged name from an input (an event
     name with a newline in it) cannot break the one-line error."""
@@ -345,15 +339,20 @@ def _interrupted() -> None:
 
 
 def main() -> None:
-    """Entry point: run the app, turning library errors into one-line messages."""
-    import signal
+    """Entry point: run the app, turning library errors into one-line messages.
 
-    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    SIGTERM and SIGHUP stop a run as Ctrl-C does (replay.signals): every `with` unwinds,
+    so writers remove their temporary outputs, and the exit status is 130.
+    """
+    from replay import signals
+
+    previous = signals.install()
     try:
         _main()
+        if signals.received():  # its KeyboardInterrupt was lost on the way
+            _interrupted()
     finally:  # a caller in-process (the tests) gets its own handlers back
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        signals.restore(previous)
 
 
 def _main() -> None:

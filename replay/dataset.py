@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from replay import __version__
+from replay import __version__, signals
 from replay.atomic import (OLD, TMP, OutputLock, cannot_write, remove_stale, same_or_nested,
                            sibling)
 from ingest.errors import InputError, OutputError
@@ -289,6 +289,7 @@ class DatasetWriter:
             meta = self._complete(meta)
             (self.tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
             self._check_replaceable()  # still true: the lock kept other writers out
+            signals.check()  # a Ctrl-C whose KeyboardInterrupt was lost: not in place
             old = None
             if self.out.exists():
                 old = sibling(self.out, OLD)

@@ -15,7 +15,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest",),
     "kernel": ("replay.kernel",),
     "base": ("replay.progress", "replay.output", "replay.dataset", "replay.errors",
-             "replay.atomic", "replay.workers"),
+             "replay.atomic", "replay.workers", "replay.signals"),
     "query": ("replay.queries", "replay.database", "replay.stat", "replay.info",
               "replay.ingestion"),
     "engine": ("replay.engine",),
