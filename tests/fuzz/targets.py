@@ -86,12 +86,22 @@ def read_all(path: Path, fmt: str | None = None, **options: object) -> None:
     json.dumps(stats_meta(reader.stats))  # meta.json must be writable from what it found
 
 
-def _file_target(name: str, seeds: Callable[[], list[bytes]], fmt: str | None = None
-                 ) -> Target:
+@cache
+def kallsyms() -> Path:
+    """The recording machine's kallsyms subset of the perf samples (sample_traces/README):
+    given explicitly, perf inputs never read this machine's /proc/kallsyms, so results do
+    not depend on the host (and no background read per input piles up)."""
+    path = Path(_scratch()) / "perf.kallsyms"
+    path.write_bytes(_raw("perf.kallsyms.xz"))
+    return path
+
+
+def _file_target(name: str, seeds: Callable[[], list[bytes]], fmt: str | None = None,
+                 perf: bool = False) -> Target:
     def run(data: bytes, work: Path) -> None:
         path = work / "input"
         path.write_bytes(data)
-        read_all(path, fmt)
+        read_all(path, fmt, **({"kallsyms": kallsyms()} if perf else {}))
 
     return Target(name, seeds, run)
 
@@ -121,7 +131,7 @@ def _dir_target(name: str, sample: str) -> Target:
             (d / "data").write_bytes(_raw(f"{sample}/data"))
             (d / "data.0").write_bytes(_raw(f"{sample}/data.0"))
         (d / "data.1").write_bytes(data)
-        read_all(d)
+        read_all(d, kallsyms=kallsyms())
 
     return Target(name, seeds, run)
 
@@ -187,8 +197,9 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     _file_target("tracedat-v7", lambda: [_raw("ftrace-thp.dat")[:SEED_BYTES],
                                          _raw("ftrace-thp.v7none.dat.xz")[:SEED_BYTES]]),
     _file_target("perf-file", lambda: [_small_perf("perf-nog.perf.data"),
-                                       _small_perf("perf-g.perf.data")]),
-    _file_target("perf-pipe", lambda: [_raw("perf-pipe.perf-pipe.data")[:SEED_BYTES]]),
+                                       _small_perf("perf-g.perf.data")], perf=True),
+    _file_target("perf-pipe", lambda: [_raw("perf-pipe.perf-pipe.data")[:SEED_BYTES]],
+                 perf=True),
     _dir_target("perf-dir", "perf-threads.perf.data"),
     _dir_target("perf-dir-z", "perf-threads-z.perf.data"),
     _file_target("ftrace", lambda: [_lines(_raw("ftrace-thp.trace.txt.xz")),
