@@ -100,17 +100,21 @@ _NESTED_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _typed(value: object, types: tuple[type, ...]) -> bool:
+    """isinstance, except that JSON true/false is not a number."""
+    return isinstance(value, types) and not isinstance(value, bool)
+
+
 def _meta_problem(meta: object) -> str | None:
     """Why `meta` is not a usable meta.json, or None."""
     if not isinstance(meta, dict):
         return f"damaged: a JSON {type(meta).__name__}, not an object"
     for key, types in _META_TYPES.items():
-        if key in meta and (not isinstance(meta[key], types) or isinstance(meta[key], bool)
-                            and bool not in types):
+        if key in meta and not _typed(meta[key], types):
             return f"damaged: field {key!r} is {type(meta[key]).__name__}"
     for key, types in _NESTED_TYPES.items():
         for k, v in (meta.get(key) or {}).items():
-            if not isinstance(v, types) or isinstance(v, bool):
+            if not _typed(v, types):
                 return f"damaged: field {key}.{k} is {type(v).__name__}"
     if "events" not in meta:
         return "damaged: no 'events' field"

@@ -141,16 +141,15 @@ def test_workers_die_with_their_parent(signum):
 
 
 def test_stale_temporaries_of_dead_processes_only(tmp_path):
-    from replay.atomic import remove_stale, sibling
+    from replay.atomic import TMP, remove_stale, sibling
 
     out = tmp_path / "x.replay"
-    dead = subprocess.run(["true"]).returncode  # noqa: F841 - a PID that is gone:
-    gone = subprocess.Popen(["true"])
+    gone = subprocess.Popen(["true"])  # a PID that is gone
     gone.wait()
-    stale = sibling(out, "tmp", gone.pid)
+    stale = sibling(out, TMP, gone.pid)
     stale.mkdir()
     (stale / "events.parquet").write_bytes(b"partial")
-    mine = sibling(out, "tmp")  # this process: alive
+    mine = sibling(out, TMP)  # this process: alive
     mine.mkdir()
     other = tmp_path / f".y.replay.tmp-{gone.pid}"  # another output's: not ours to judge
     other.mkdir()
