@@ -99,8 +99,8 @@ def _ingest(trace: Path, path: Path, out: Path, fmt: str | None, force: bool, st
     """`ingest` of the input `trace`, readable (and seekable) at `path`."""
     reader = open_reader(path, fmt, strict=strict, buffer=buffer, kallsyms=kallsyms)
     files = input_files(path)
-    inputs = files if path == trace else [trace]
-    with DatasetWriter(out, force=force, inputs=[trace, *inputs]) as writer:
+    inputs = [trace, *(files if path == trace else [])]  # never replaced by `out`
+    with DatasetWriter(out, force=force, inputs=inputs) as writer:
         hasher = _Sha256(files)
         hasher.start()
         with progress_bar(f"ingest {trace.name}", reader.size, quiet=quiet) as bar:
