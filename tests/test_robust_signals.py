@@ -175,3 +175,30 @@ def test_sigint_during_a_sweep_exits_130(long_trace, tmp_path, command):
     assert proc.returncode == 130, (out, err)
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
     assert sorted(p.name for p in ds.iterdir()) == before  # no sim/, report or temporary
+
+
+def test_signal_during_an_import_is_raised_after_it(tmp_path, monkeypatch):
+    """A module interrupted half-way stays broken in sys.modules (pandas, imported lazily
+    by pyarrow, then failed with AttributeError): the interrupt waits for the import."""
+    import importlib
+
+    from replay import signals
+
+    (tmp_path / "slow_module.py").write_text(textwrap.dedent("""
+        import os, signal, time
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)  # the signal arrived; the import must still finish
+        DONE = True
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    previous = signals.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            module = importlib.import_module("slow_module")
+            assert module.DONE
+            time.sleep(10)  # the deferred KeyboardInterrupt lands here
+        assert sys.modules["slow_module"].DONE
+        assert signals.received() == signal.SIGINT
+    finally:
+        signals.restore(previous)
+        sys.modules.pop("slow_module", None)
