@@ -81,15 +81,22 @@ def test_overlong_line_is_counted_malformed(tmp_path, ftrace_text):
     assert meta["malformed"]["total"] == want["malformed"]["total"] + 9
 
 
+#: runs a command and prints its peak RSS (KiB). A child's ru_maxrss starts from its
+#: parent's resident size at fork (Linux), so the command is started by this small
+#: process, not by the test runner (~600 MB deep into the suite)
+_MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+            "sys.exit(r.returncode)")
+
+
 def _peak_rss_mib(*args: object) -> tuple[subprocess.CompletedProcess, float]:
     """Run `replay ARGS` and return its result and its peak resident memory."""
-    proc = subprocess.Popen([sys.executable, "-m", "replay", *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = proc.stderr.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return (subprocess.CompletedProcess(args, proc.returncode, "", err),
-            usage.ru_maxrss / 1024)
+    r = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "replay",
+                        *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=HANG_GUARD)
+    *err, peak = r.stderr.splitlines()
+    return (subprocess.CompletedProcess(args, r.returncode, r.stdout, "\n".join(err)),
+            int(peak) / 1024)
 
 
 def test_text_without_line_breaks_stays_bounded(tmp_path):
