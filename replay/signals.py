@@ -56,7 +56,10 @@ def install() -> dict[int, Any]:
 
 
 def restore(previous: dict[int, Any]) -> None:
-    """Put back the handlers `install` replaced."""
+    """Put back the handlers `install` replaced, and forget any signal received."""
+    global _received
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    _received = None
     for signum, handler in previous.items():
         signal.signal(signum, handler)
 

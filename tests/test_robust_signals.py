@@ -202,3 +202,5 @@ def test_signal_during_an_import_is_raised_after_it(tmp_path, monkeypatch):
     finally:
         signals.restore(previous)
         sys.modules.pop("slow_module", None)
+    assert signals.received() is None
+    signals.check()  # nothing pending for the code that runs next in this process
