@@ -230,3 +230,13 @@ def test_errors_stay_on_one_line(tmp_path):
     bad.write_text("hello\n")
     err = _one_line_error(run_cli("ingest", bad, "-q", "-o", tmp_path / "ds"))
     assert "evil\\nname" in err
+
+
+def test_huge_shift_in_a_print_fmt_is_not_a_memory_error():
+    # found by the 10^5-input campaign on perf-file (docs/fuzzing.md): a mutated gfp flag
+    # value `1 << 1000000000000000000` made the evaluator allocate without bound
+    from ingest.event_format import eval_c_constant
+
+    assert eval_c_constant("1 << 1000000000000000000") == 0
+    assert eval_c_constant("(1UL << 3) | 4") == 12
+    assert eval_c_constant("1 << 63") == 1 << 63
