@@ -13,7 +13,6 @@ from ingest.perf_dir import perf_dir_files
 from ingest.sniff import detect_format
 from ingest.source import check_file
 from ingest.errors import InputError
-from pathlib import Path
 
 from ingest.cache import source_key, use_for_numba
 

@@ -20,8 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.source import open_stream
+from ingest.source import read_bounded
 from ingest.errors import InputError
+
+#: the largest kallsyms read: a distribution kernel with every module loaded lists ~20 MB
+KALLSYMS_LIMIT = 256 << 20
 
 _PAGE = np.uint64(4096)
 _HEX = np.full(256, 255, np.uint8)
@@ -161,8 +164,7 @@ def _symbol_ends(starts: np.ndarray, in_module: np.ndarray) -> np.ndarray:
 def load_kallsyms(path: Path) -> Kallsyms:
     """The symbol table in a kallsyms file (gzip/zstd/xz accepted)."""
     try:
-        with open_stream(path) as s:
-            text = s.read()
+        text = read_bounded(path, KALLSYMS_LIMIT, "a kallsyms file")
     except OSError as e:
         raise InputError(path, f"cannot be read: {e.strerror}") from None
     table = parse_kallsyms(text)

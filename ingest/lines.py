@@ -7,7 +7,7 @@ to Arrow's compute kernels (`LineBlock.text`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -21,6 +21,9 @@ from ingest.text_values import strings
 from ingest.errors import InputError
 
 BLOCK_BYTES = 8 << 20
+#: the longest line read: kernel and perf lines are a few hundred bytes; a longer one is
+#: counted malformed and skipped without being held in memory
+MAX_LINE_BYTES = 1 << 20
 
 
 @dataclass
@@ -72,11 +75,11 @@ def _block(first_line: int, data: bytes, raw_position: int) -> LineBlock:
 def _binary(path: Path, head: bytes, line: int) -> NoReturn:
     """Refuse binary data in a text trace, naming the format when it is a known one."""
     if head.startswith(TRACE_DAT_MAGIC):
-        raise InputError(path, "a trace.dat file, not text: leave out --input-format or use "
-                         "--input-format trace.dat")
+        raise InputError(path, "a trace.dat file, not text: leave out --format or use "
+                         "--format trace.dat")
     if head[:8] in PERF_MAGICS:
-        raise InputError(path, "a perf.data file, not text: leave out --input-format or use "
-                         "--input-format perf.data")
+        raise InputError(path, "a perf.data file, not text: leave out --format or use "
+                         "--format perf.data")
     raise InputError(path, "binary data in a text trace", where=f"line {line}")
 
 
@@ -94,19 +97,32 @@ def _cut(data: bytes, continuation: bytes | None) -> int:
 
 
 def line_blocks(path: Path, block_bytes: int | None = None,
-                continuation: bytes | None = None) -> Iterator[LineBlock]:
+                continuation: bytes | None = None,
+                long_line: Callable[[int], None] | None = None) -> Iterator[LineBlock]:
     """The lines of `path` (decompressed) in blocks of about `block_bytes` (BLOCK_BYTES).
 
     With `continuation` (b"\t" for perf script callchain lines) a line starting with it
-    stays in the block of the line before.
+    stays in the block of the line before. A line longer than MAX_LINE_BYTES is dropped
+    (unread when it runs past a block, so memory stays bounded on input without line
+    breaks) and its number handed to `long_line`, for the reader to count it malformed.
     """
     block_bytes = block_bytes or BLOCK_BYTES
     line = 1
     rest = b""
-    cut_line = False
+    skipping = False  # inside an over-long line: drop bytes up to its line break
+    cut_line = False  # the input ends inside a line (no final line break)
     with open_stream(path) as s:
         while True:
             chunk = s.read(block_bytes)
+            if skipping and chunk:
+                nl = chunk.find(b"\n")
+                _refuse_binary(path, chunk if nl < 0 else chunk[:nl], line)
+                if nl < 0:
+                    continue
+                chunk, skipping = chunk[nl + 1 :], False
+                line += 1
+                if not chunk:
+                    continue
             data = rest + chunk if rest else chunk
             if not chunk:
                 if not data:
@@ -117,16 +133,33 @@ def line_blocks(path: Path, block_bytes: int | None = None,
                 rest = b""
             else:
                 cut = _cut(data, continuation)
+                if cut <= 0 and continuation is not None and len(data) > MAX_LINE_BYTES:
+                    cut = _cut(data, None)  # a callchain past the limit is split
                 if cut <= 0:
-                    rest = data
+                    if len(data) <= MAX_LINE_BYTES:
+                        rest = data
+                        continue
+                    _refuse_binary(path, data, line)
+                    if long_line is not None:
+                        long_line(line)
+                    rest, skipping = b"", True
                     continue
                 data, rest = data[:cut], data[cut:]
-            nul = data.find(b"\x00")
-            if nul >= 0:
-                _binary(path, data if line == 1 else b"", line + data.count(b"\n", 0, nul))
+            _refuse_binary(path, data, line)
             block = _block(line, _utf8(data), s.tell_raw())
+            for i in np.flatnonzero(block.ends - block.starts > MAX_LINE_BYTES).tolist():
+                if long_line is not None:
+                    long_line(line + i)
+                block.ends[i] = block.starts[i]  # read as a blank line
             block.cut = not chunk and cut_line
             yield block
             line += len(block.starts)
             if not chunk:
                 break
+
+
+def _refuse_binary(path: Path, data: bytes, line: int) -> None:
+    """InputError when `data` (text from line `line` on) holds a NUL byte."""
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        _binary(path, data if line == 1 else b"", line + data.count(b"\n", 0, nul))

@@ -256,9 +256,10 @@ class PerfDataReader(Reader):
                 continue
             if status != STOP_SPECIAL:
                 return status, pos
-            pos = yield from self._special(buf, pos, end, nested)
-            if pos < 0:
-                return STOP_INCOMPLETE, -pos
+            after = yield from self._special(buf, pos, end, nested)
+            if after is None:  # the record runs past `end` (a cut file)
+                return STOP_INCOMPLETE, pos
+            pos = after
 
     def _release(self, pos: int) -> None:
         """Drop the mapped pages before `pos` from memory: everything in them has been
@@ -272,11 +273,12 @@ class PerfDataReader(Reader):
 
     def _special(self, buf: np.ndarray, pos: int, end: int, nested: bool):
         """Handle the record at `pos`, yielding what a compressed one releases; returns
-        the position after it (negative: the record is incomplete)."""
+        the position after it, or None when the record is incomplete (a record at
+        offset 0 made a negative-offset convention loop forever on a cut file)."""
         e = ">" if self.big else "<"
         rtype, _misc, size = struct.unpack_from(e + "IHH", buf, pos)
         if pos + size > end:
-            return -pos
+            return None
         self._records[rtype] += 1
         body = pos + 8
         if rtype == RECORD_HEADER_ATTR:
@@ -293,7 +295,7 @@ class PerfDataReader(Reader):
                 raise self._fail("HEADER_TRACING_DATA record too short", f"offset {pos}")
             (blob,) = struct.unpack_from(e + "I", buf, body)
             if pos + size + blob > end:
-                return -pos
+                return None
             self._set_tracing_data(bytes(buf[pos + size : pos + size + blob]),
                                    f"HEADER_TRACING_DATA record at offset {pos}")
             return pos + size + blob  # the blob follows the record, outside its size

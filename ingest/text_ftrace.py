@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.base import MALFORMED_EXAMPLES, Reader
-from ingest.lines import LineBlock, line_blocks
+from ingest.lines import MAX_LINE_BYTES, LineBlock, line_blocks
 from ingest.text_scan import KIND_BAD_PAGE, KIND_NONE, KIND_OTHER, KIND_PAGE, TS_NS, TS_RAW, TS_US
 from ingest.text_scan import Scan, scan
 from ingest.text_values import dictionary, strings, value_columns
@@ -46,7 +46,8 @@ class EventLineReader(Reader):
     CONTINUATION: ClassVar[bytes | None] = None
 
     def events(self) -> Iterator[pa.RecordBatch]:
-        for block in line_blocks(self.path, continuation=self.CONTINUATION):
+        for block in line_blocks(self.path, continuation=self.CONTINUATION,
+                                 long_line=self.long_line):
             self.position = block.raw_position
             sc = scan(block.data, block.starts, block.ends, self.FRAMES)
             if block.cut and sc.kind[-1] == KIND_PAGE:
@@ -134,6 +135,13 @@ class EventLineReader(Reader):
                     over = int(m["written"]) - int(m["kept"])
                     if over > 0:
                         self.stats.lost_events[-1] += over
+
+    def long_line(self, line_no: int) -> None:
+        """Count a line over the length limit (skipped unread) as malformed."""
+        why = f"line longer than {MAX_LINE_BYTES} bytes"
+        if self.strict:
+            raise InputError(self.path, why, where=f"line {line_no}")
+        self.stats.add_malformed(f"line {line_no}", why)
 
     def _malformed(self, block: LineBlock, index: np.ndarray) -> None:
         numbers = block.line_numbers(index)

@@ -20,14 +20,15 @@ import pyarrow.compute as pc
 
 from ingest.lines import line_blocks
 from ingest.text_ftrace import PAGE_EVENT_WORD, EventLineReader
+from ingest.text_scan import MAX_TS_SECS
 from ingest.text_values import CANONICAL, TEXT_EVENT_NAMES, decode_bodies, dictionary
 from ingest.text_values import value_columns
 from ingest.schema import event_batch
 
 COMMENT_LINE = (
-    r"^\s*(?:(?P<secs>\d+)\.(?P<usecs>\d{6})\s+\|\s+)?"
-    r"(?:(?P<cpu>\d+)\)\s+)?"
-    r"(?:(?P<comm>\S.*?)-(?P<pid>\d+)\s+\|\s+)?"
+    r"^\s*(?:(?P<secs>\d{1,18})\.(?P<usecs>\d{6})\s+\|\s+)?"
+    r"(?:(?P<cpu>\d{1,9})\)\s+)?"
+    r"(?:(?P<comm>\S.*?)-(?P<pid>\d{1,9})\s+\|\s+)?"
     r"[^/]*/\*\s(?P<event>\w+):\s+(?P<body>.*?)\s*\*/\s*$"
 )
 
@@ -46,7 +47,7 @@ class FunctionGraphReader(EventLineReader):
     IGNORE = r"^\s*(#|$)"
 
     def events(self) -> Iterator[pa.RecordBatch]:
-        for block in line_blocks(self.path):
+        for block in line_blocks(self.path, long_line=self.long_line):
             self.position = block.raw_position
             lines = block.text(np.arange(len(block.starts)))
             parts = pc.extract_regex(lines, COMMENT_LINE)
@@ -78,6 +79,9 @@ class FunctionGraphReader(EventLineReader):
         buf = np.frombuffer(data if data is not None else b"", np.uint8)
         buf.setflags(write=False)  # the type text blocks have: one compiled variant
         vals, valid, gfp_s, gfp_e, ok = decode_bodies(buf, offsets[:-1], offsets[1:], evs)
+        # a time past int64 nanoseconds makes the line malformed (it would wrap)
+        ok &= ~pc.greater(_group(parts, "secs").cast(pa.int64()), MAX_TS_SECS).fill_null(
+            False).to_numpy(zero_copy_only=False)
         keep = pa.array(ok)
         cols = value_columns(buf, vals[ok], valid[ok], gfp_s[ok], gfp_e[ok])
         cols["event"] = dictionary(evs[ok])

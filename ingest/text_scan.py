@@ -41,8 +41,12 @@ KIND_NONE = 3  # not an event line (header, comment, loss marker, garbage)
 KIND_FRAME = 4  # a callchain frame line (perf script)
 KIND_BLANK = 5
 
-#: `ts_kind` values: how the line printed its time
-TS_NS, TS_US, TS_RAW = 0, 1, 2
+#: `ts_kind` values: how the line printed its time; TS_OVERFLOW: a time past int64
+#: nanoseconds (or raw counts), which makes a page-event line malformed
+TS_NS, TS_US, TS_RAW, TS_OVERFLOW = 0, 1, 2, 3
+#: the largest whole seconds whose nanoseconds fit the int64 `ts_ns`
+MAX_TS_SECS = (2**63 - 1) // 1_000_000_000
+_INT64_MAX = 2**63 - 1
 
 
 class Scan(NamedTuple):
@@ -194,12 +198,19 @@ def _after_cpu(buf, i, e, r, out_i, out_ts, ctx):  # noqa: ANN001, ANN202
         ctx[r] = -1
     secs = np.int64(0)
     n = 0
+    overflow = False
     while i < e and _digit(buf[i]) and n < 19:
-        secs = secs * 10 + (buf[i] - 48)
+        d = buf[i] - 48
+        if secs > (_INT64_MAX - d) // 10:
+            overflow = True
+        else:
+            secs = secs * 10 + d
         i += 1
         n += 1
     if n == 0 or i >= e:
         return -1
+    if buf[i] == 46 and secs > MAX_TS_SECS:
+        overflow = True
     if buf[i] == 46:  # secs.frac: µs (kernel, trace-cmd) or ns (trace-cmd -t, perf --ns)
         i += 1
         frac = np.int64(0)
@@ -217,6 +228,9 @@ def _after_cpu(buf, i, e, r, out_i, out_ts, ctx):  # noqa: ANN001, ANN202
     else:  # a counter clock (x86-tsc, counter): raw counts
         out_i[r, 6] = 2
         out_ts[r] = secs
+    if overflow:
+        out_i[r, 6] = TS_OVERFLOW
+        out_ts[r] = 0
     if i >= e or buf[i] != 58:
         return -1
     i += 1
@@ -337,7 +351,9 @@ def scan_lines(buf, starts, ends, frames):  # noqa: ANN001, ANN201
             kind[r] = KIND_OTHER
             continue
         ev[r] = CANONICAL[code]
-        if decode_body(buf, body, e, ev[r], r, vals, valid, gfp_s, gfp_e):
+        if out_i[r, 6] == TS_OVERFLOW:
+            kind[r] = KIND_BAD_PAGE
+        elif decode_body(buf, body, e, ev[r], r, vals, valid, gfp_s, gfp_e):
             kind[r] = KIND_PAGE
         else:
             kind[r] = KIND_BAD_PAGE

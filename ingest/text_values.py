@@ -200,9 +200,9 @@ def decode_body(buf, s, e, ev, row, vals, valid, gfp_s, gfp_e):  # noqa: ANN001,
             x, ok = parse_number(buf, v, i)
             if not ok:
                 return False
-            if f != F_PFN:
+            if f != F_PFN:  # orders, migratetypes, flags: small and never negative
                 limit = 128 if f >= F_INT8 else 32768
-                if x >= limit or x < -limit:
+                if x >= limit or x < 0:
                     return False
             vals[row, f] = x
             valid[row, f] = True

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from ingest.base import IngestStats, Reader
 from ingest.cpu_streams import CpuStream, merge_order
+from ingest.event_format import FormatError
 from ingest.ftrace_entry import EntryDecoder, NumpyColumns, comm_column, concat_columns
 from ingest.ftrace_entry import numpy_to_arrow, take_columns
 from ingest.ringbuffer import ERROR_TEXT, decode_subbuffers
@@ -64,7 +65,10 @@ class TraceDatReader(Reader):
             layout = read_layout(real)
             buf = self._choose_buffer(layout)
             self._describe(layout, buf)
-            decoder = EntryDecoder(layout.formats, layout.big_endian)
+            try:
+                decoder = EntryDecoder(layout.formats, layout.big_endian)
+            except FormatError as e:  # a damaged format the layout could still split
+                raise InputError(self.path, f"event format: {e}") from None
             fd = os.open(real, os.O_RDONLY)
             try:
                 streams = [CpuStream(self.path, fd, layout.file_size, d, buf.page_size,

@@ -3,7 +3,7 @@
 -- Question: how often, and how burstily, does each order get asked for? Windows are
 -- counted from the first event of each dataset; windows without requests of an order
 -- are left out (no zero rows).
--- @param window_ms DOUBLE 1000  window length in milliseconds
+-- @param window_ms DOUBLE>0 1000  window length in milliseconds
 -- @param min_order INTEGER 0  only orders from this one up
 -- Columns:
 --   trace           dataset

@@ -401,7 +401,9 @@ def _write(table, fmt: str, output: Optional[Path], force: bool) -> None:  # noq
     write_result(table, fmt, output, force=force)
 
 
-@app.command()
+# ignore_unknown_options: a query may start with a `--` comment, which click would
+# otherwise take for an option (`replay sql DATASET -- "-- c..."` works as well)
+@app.command(context_settings={"ignore_unknown_options": True})
 def sql(
     args: Annotated[list[str], typer.Argument(
         help="Dataset directories (views: events, allocs, stacks, datasets; requests, runs "
@@ -412,6 +414,9 @@ def sql(
                       help="Write the result to this file instead of stdout.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")
                      ] = False,
+    memory_limit: Annotated[Optional[str], typer.Option("--memory-limit",
+                            help="DuckDB memory cap, e.g. 2GiB (default: a quarter of "
+                                 "RAM, or $REPLAY_MEMORY_LIMIT).")] = None,
 ) -> None:
     """Run a read-only SQL query over one or more datasets."""
     from replay.database import open_datasets
@@ -419,7 +424,9 @@ def sql(
     if len(args) < 2:
         raise typer.BadParameter("give at least one DATASET and the SQL query")
     *datasets, query = args  # the SQL stays text: a Path would fold "//" (integer division)
-    with open_datasets([Path(d) for d in datasets]) as db:
+    if not query.strip():
+        raise typer.BadParameter("the SQL query is empty")
+    with open_datasets([Path(d) for d in datasets], memory_limit=memory_limit) as db:
         _write(db.fetch(query), fmt, output, force)
 
 
@@ -529,16 +536,48 @@ def serve(
     run_server(config, host, port)
 
 
+#: exit status of a run stopped by SIGINT, SIGTERM or SIGHUP (128 + SIGINT, as shells
+#: report Ctrl-C); the same for all three so scripts test one value
+EXIT_INTERRUPTED = 130
+
+
+def _one_line(message: str) -> str:
+    """`message` with control characters escaped: a damaged name from an input (an event
+    name with a newline in it) cannot break the one-line error."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+def _interrupted() -> None:
+    console().print("[red]interrupted[/red]")
+    sys.exit(EXIT_INTERRUPTED)
+
+
 def main() -> None:
-    """Entry point: run the app, turning library errors into one-line messages."""
+    """Entry point: run the app, turning library errors into one-line messages.
+
+    SIGTERM and SIGHUP stop a run as Ctrl-C does (replay.signals): every `with` unwinds,
+    so writers remove their temporary outputs, and the exit status is 130.
+    """
+    from replay import signals
+
+    previous = signals.install()
     try:
-        app(standalone_mode=False)
+        _main()
+        if signals.received():  # its KeyboardInterrupt was lost on the way
+            _interrupted()
+    finally:  # a caller in-process (the tests) gets its own handlers back
+        signals.restore(previous)
+
+
+def _main() -> None:
+    try:
+        # standalone_mode=False: typer turns KeyboardInterrupt into a *returned* 130
+        code = app(standalone_mode=False)
     except ReplayError as e:
-        error(str(e))
+        error(_one_line(str(e)))
         sys.exit(1)
     except KeyboardInterrupt:
-        console().print("[red]interrupted[/red]")
-        sys.exit(130)
+        _interrupted()
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
@@ -548,6 +587,10 @@ def main() -> None:
             e.show()
             sys.exit(e.exit_code)
         raise
+    if code == EXIT_INTERRUPTED:
+        _interrupted()
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def run() -> None:

@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -41,6 +42,12 @@ _READ_ONLY = {
     duckdb.StatementType.MULTI,  # PIVOT
 }
 
+#: DuckDB's memory cap when none is given: this share of physical RAM (DuckDB's own
+#: default, 80%, leaves little to a machine that also runs the tracing or a sweep), or
+#: $REPLAY_MEMORY_LIMIT (any DuckDB size, e.g. 2GiB)
+MEMORY_SHARE = 0.25
+MEMORY_LIMIT_ENV = "REPLAY_MEMORY_LIMIT"
+
 @dataclass(frozen=True)
 class Dataset:
     """One opened dataset directory."""
@@ -58,6 +65,26 @@ def _sql_string(value: str) -> str:
 
 def _one_line(sql: str) -> str:
     return " ".join(sql.split())
+
+
+def default_memory_limit() -> str:
+    """$REPLAY_MEMORY_LIMIT, else MEMORY_SHARE of physical RAM, as a DuckDB size."""
+    given = os.environ.get(MEMORY_LIMIT_ENV)
+    if given:
+        return given
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # no such sysconf name: leave DuckDB's default
+        return "80%"
+    return f"{max(int(ram * MEMORY_SHARE) >> 20, 64)}MiB"
+
+
+def _interrupt_or(e: Exception, where: str) -> Exception:
+    """Ctrl-C during a query (DuckDB stops it and raises) as KeyboardInterrupt, so the CLI
+    exits as interrupted; any other DuckDB error as `_query_error`'s one-line QueryError."""
+    if isinstance(e, duckdb.InterruptException) or "interrupted" in str(e).lower():
+        return KeyboardInterrupt()
+    return _query_error(e, where)
 
 
 def pagetypeinfo_names(path: Path) -> tuple[str, ...] | None:
@@ -146,6 +173,8 @@ class Database:
             statements = duckdb.extract_statements(query)
         except duckdb.Error as e:
             raise _query_error(e, label or _one_line(query)) from None
+        if not statements:
+            raise QueryError(f"no SQL statement in: {_one_line(query) or repr(query)}")
         for st in statements:
             if st.type not in _READ_ONLY:
                 raise QueryError(f"only queries can run (datasets are read-only), "
@@ -154,8 +183,8 @@ class Database:
             if params:
                 return self.con.sql(query, params=params)
             return self.con.sql(query)
-        except duckdb.Error as e:
-            raise _query_error(e, label or _one_line(query)) from None
+        except (duckdb.Error, RuntimeError) as e:
+            raise _interrupt_or(e, label or _one_line(query)) from None
 
     def query(self, name: str, params: Mapping[str, str | None] | None = None
               ) -> duckdb.DuckDBPyRelation:
@@ -165,15 +194,30 @@ class Database:
     def fetch(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None,
               label: str | None = None) -> pa.Table:
         """The result of `query` as an Arrow table; errors as `QueryError`."""
-        rel = self.sql(query, params, label)
-        if rel is None:  # a PRAGMA with no result
-            return pa.table({})
-        try:
-            result = rel.arrow()
-            # DuckDB 1.4+ hands out a stream, earlier versions a table.
-            return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
-        except duckdb.Error as e:
-            raise _query_error(e, label or _one_line(query)) from None
+        def run() -> pa.Table:
+            rel = self.sql(query, params, label)
+            if rel is None:  # a PRAGMA with no result
+                return pa.table({})
+            try:
+                result = rel.arrow()
+                # DuckDB 1.4+ hands out a stream, earlier versions a table.
+                return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+            except (duckdb.Error, RuntimeError) as e:
+                raise _interrupt_or(e, label or _one_line(query)) from None
+
+        # The query runs in a thread while this one waits where a signal can reach it:
+        # blocked inside DuckDB, the main thread sees Ctrl-C only now and then.
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(run)
+            try:
+                return future.result()
+            except KeyboardInterrupt:
+                self.con.interrupt()
+                try:
+                    future.result()
+                except (Exception, KeyboardInterrupt):  # noqa: BLE001 - stopping anyway
+                    pass
+                raise
 
     def fetch_bounded(self, query: str, params: Mapping[str, Any] | Sequence[Any] | None,
                       limits: Limits) -> Bounded:
@@ -270,13 +314,14 @@ def _read_parquet(path: Path, trace: str, number: int | None = None) -> str:
             f"FROM read_parquet({_sql_string(str(path))})")
 
 
-def open_datasets(paths: Sequence[Path | str]) -> Database:
+def open_datasets(paths: Sequence[Path | str], memory_limit: str | None = None) -> Database:
     """Open dataset directories in DuckDB with the views every query may use.
 
     Views: `events` (events.parquet), `stacks` (stacks.parquet; empty with the STACKS
     columns where a dataset has none), `allocs` (queries/_allocs.sql), `requests`, `runs`
     and `series` (sim/*.parquet from `replay simulate`, when any dataset has them), each
     with a `trace` column; table `datasets`: one row per dataset with its provenance.
+    `memory_limit` caps DuckDB's memory (default: `default_memory_limit()`).
     """
     if not paths:
         raise InputError(".", "no dataset given")
@@ -289,6 +334,10 @@ def open_datasets(paths: Sequence[Path | str]) -> Database:
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET enable_progress_bar = false")  # stdout is for results
+        try:
+            con.execute("SET memory_limit = $m", {"m": memory_limit or default_memory_limit()})
+        except duckdb.Error as e:
+            raise QueryError(f"memory limit {memory_limit!r}: {_first_line(e)}") from None
         # Spill big sorts to the system temp directory, never into the caller's cwd.
         con.execute("SET temp_directory = $dir",
                     {"dir": str(Path(tempfile.gettempdir()) / f"replay-duckdb-{os.getpid()}")})
@@ -301,6 +350,9 @@ def open_datasets(paths: Sequence[Path | str]) -> Database:
     except duckdb.Error as e:
         con.close()
         raise InputError(paths[0], f"cannot open: {_first_line(e)}") from None
+    except BaseException:
+        con.close()
+        raise
     return Database(datasets, con)
 
 

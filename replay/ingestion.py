@@ -12,7 +12,8 @@ from ingest import open_reader
 from ingest.base import IngestStats
 from ingest.perf_dir import input_files
 from replay.dataset import DatasetWriter, default_output
-from ingest.errors import InputError
+from ingest.errors import InputError, OutputError
+from ingest.source import STDIN, spooled
 from replay.progress import progress_bar, warn
 
 
@@ -77,12 +78,31 @@ def ingest(
     `kallsyms` the recording machine's /proc/kallsyms for perf.data callchain symbols.
     """
     trace = Path(trace)
-    reader = open_reader(trace, fmt, strict=strict, buffer=buffer, kallsyms=kallsyms)
+    if out is None and trace == STDIN:
+        raise OutputError("reading standard input needs -o DATASET")
     out = Path(out) if out is not None else default_output(trace)
-    files = input_files(trace)
-    hasher = _Sha256(files)
-    hasher.start()
-    with DatasetWriter(out, force=force) as writer:
+    with spooled(trace) as path:
+        try:
+            stats = _ingest(trace, path, out, fmt=fmt, force=force, strict=strict,
+                            quiet=quiet, buffer=buffer, kallsyms=kallsyms)
+        except InputError as e:
+            if path == trace or e.path != str(path):
+                raise
+            # name the input as given, not its spooled copy
+            raise InputError(trace, e.why, e.where) from None
+    _warn_losses(trace, stats)
+    return out
+
+
+def _ingest(trace: Path, path: Path, out: Path, fmt: str | None, force: bool, strict: bool,
+            quiet: bool, buffer: str | None, kallsyms: Path | None) -> IngestStats:
+    """`ingest` of the input `trace`, readable (and seekable) at `path`."""
+    reader = open_reader(path, fmt, strict=strict, buffer=buffer, kallsyms=kallsyms)
+    files = input_files(path)
+    inputs = [trace, *(files if path == trace else [])]  # never replaced by `out`
+    with DatasetWriter(out, force=force, inputs=inputs) as writer:
+        hasher = _Sha256(files)
+        hasher.start()
         with progress_bar(f"ingest {trace.name}", reader.size, quiet=quiet) as bar:
             # Each batch is written in a thread while the reader builds the next one:
             # pyarrow's Parquet writer releases the GIL. One write at a time, at most two
@@ -103,22 +123,21 @@ def ingest(
         if writer.rows == 0:
             skipped = sum(stats.skipped.values())
             raise InputError(
-                trace, f"no kmem page events found ({skipped} records of other events)"
+                path, f"no kmem page events found ({skipped} records of other events)"
             )
         if stats.malformed and strict:
-            raise InputError(trace, f"malformed page event: {stats.malformed_examples[0]}")
+            raise InputError(path, f"malformed page event: {stats.malformed_examples[0]}")
         hasher.join()
         meta = {
             "source": {
-                "path": str(trace.resolve()),
+                "path": "<stdin>" if trace == STDIN else str(trace.resolve()),
                 "sha256": hasher.digest,
                 "size": sum(f.stat().st_size for f in files),
             },
             **stats_meta(stats),
         }
         writer.commit(meta)
-    _warn_losses(trace, stats)
-    return out
+    return stats
 
 
 def _warn_losses(trace: Path, stats: IngestStats) -> None:

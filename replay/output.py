@@ -19,6 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ingest.errors import OutputError
+from replay import signals
+from replay.atomic import TMP, cannot_write, remove_stale, sibling, write_files
 
 FORMATS = ("table", "csv", "json")
 #: output file suffix -> the format written, whatever --format says
@@ -78,21 +80,30 @@ def write_result(table: pa.Table, fmt: str, output: Path | None = None,
         _render(table, fmt, buf, terminal=sys.stdout.isatty())
         sys.stdout.write(buf.getvalue())
         return
+    if output.is_dir():
+        raise OutputError(f"{output}: is a directory, not a file to write")
     if output.exists() and not force:
         raise OutputError(f"{output}: already exists (use --force to replace it)")
     fmt = SUFFIX_FORMATS.get(output.suffix.lower(), fmt)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "parquet":
-            pq.write_table(table, tmp)
-        else:
-            with open(tmp, "w") as f:
-                _render(table, fmt, f, terminal=False)
+    except OSError as e:
+        raise cannot_write(output.parent, e) from None
+    if fmt != "parquet":
+        buf = io.StringIO()
+        _render(table, fmt, buf, terminal=False)
+        write_files([output], [buf.getvalue()])  # whole or not at all
+        return
+    remove_stale(output)
+    tmp = sibling(output, TMP)
+    try:
+        pq.write_table(table, tmp)
+        signals.check()  # a Ctrl-C whose KeyboardInterrupt was lost: nothing in place
         os.replace(tmp, output)
     except OSError as e:
+        raise cannot_write(output, e) from None
+    finally:
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"{output}: cannot write: {e.strerror}") from None
 
 
 def _render(table: pa.Table, fmt: str, file: TextIO, terminal: bool) -> None:

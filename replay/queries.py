@@ -2,9 +2,10 @@
 
 A query file starts with comment lines: the first is its one-line description; lines
 `-- @param NAME TYPE DEFAULT  text` declare its parameters (TYPE is INTEGER, DOUBLE or
-VARCHAR; DEFAULT is a literal or NULL). The SQL refers to them as `$NAME`; values are
-always bound by DuckDB, never formatted into the SQL. Files starting with `_` define
-internal views and macros (replay/database.py), not named queries.
+VARCHAR, with `>0` appended for a number that must be positive; DEFAULT is a literal or
+NULL). The SQL refers to them as `$NAME`; values are always bound by DuckDB, never
+formatted into the SQL. Files starting with `_` define internal views and macros
+(replay/database.py), not named queries.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from ingest.errors import QueryError
 
-_PARAM = re.compile(r"^--\s*@param\s+(\w+)\s+(INTEGER|DOUBLE|VARCHAR)\s+(\S+)\s*(.*)$")
+_PARAM = re.compile(r"^--\s*@param\s+(\w+)\s+(INTEGER|DOUBLE|VARCHAR)(>0)?\s+(\S+)\s*(.*)$")
 _CASTS = {"INTEGER": int, "DOUBLE": float, "VARCHAR": str}
 
 
@@ -29,15 +30,20 @@ class Param:
     type: str
     default: Any
     help: str
+    positive: bool = False  # declared `TYPE>0`: zero or less is refused
+
 
     def convert(self, text: str | None) -> Any:
         """The bound value for `text` (None or "NULL" binds NULL)."""
         if text is None or text.upper() == "NULL":
             return None
         try:
-            return _CASTS[self.type](text)
+            value = _CASTS[self.type](text)
         except ValueError:
             raise QueryError(f"parameter {self.name}: {text!r} is not {self.type}") from None
+        if self.positive and not value > 0:
+            raise QueryError(f"parameter {self.name}: {text!r} is not greater than 0")
+        return value
 
 
 @dataclass(frozen=True)
@@ -74,9 +80,9 @@ def _parse(name: str, sql: str) -> NamedQuery:
     for line in header:
         m = _PARAM.match(line)
         if m:
-            pname, ptype, default, text = m.groups()
-            p = Param(pname, ptype, None, text.strip())
-            params.append(Param(pname, ptype, p.convert(default), text.strip()))
+            pname, ptype, positive, default, text = m.groups()
+            p = Param(pname, ptype, None, text.strip(), bool(positive))
+            params.append(Param(pname, ptype, p.convert(default), text.strip(), bool(positive)))
     return NamedQuery(name, description, tuple(params), sql)
 
 

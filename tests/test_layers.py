@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest",),
     "kernel": ("replay.kernel",),
-    "base": ("replay.progress", "replay.output", "replay.dataset", "replay.errors"),
+    "base": ("replay.progress", "replay.output", "replay.dataset", "replay.errors",
+             "replay.atomic", "replay.workers", "replay.signals"),
     "query": ("replay.queries", "replay.database", "replay.stat", "replay.info",
               "replay.ingestion"),
     "engine": ("replay.engine",),

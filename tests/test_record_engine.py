@@ -9,12 +9,11 @@ import zstandard
 
 from ingest.errors import InputError
 from replay.dataset import KPAGEFLAGS
-from replay.engine.context import prepare
 from replay.engine.options import SimOptions
 from replay.engine.world import Snapshots, load_snapshots
 from replay.kernel import procfs
 from replay.kernel.pagestate import BUDDY, CLEAN, DIRTY, MOVABLE, OUTSIDE, PINNED
-from replay.kernel.procfs import KPF_BUDDY, kpageflags_free, parse_buddyinfo
+from replay.kernel.procfs import KPF_BUDDY, kpageflags_free
 from replay.record import RecordOptions, record
 from tests.engine_streams import KERNEL, context, zone
 from tests.test_record import live, tracefs_lock  # noqa: F401 - the fixture is used below

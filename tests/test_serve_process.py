@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
 from replay.ingestion import ingest
 from replay.serve.catalogue import INTERRUPTED

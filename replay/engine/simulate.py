@@ -9,7 +9,6 @@ fidelity (fidelity.py) and writes `sim/requests.parquet`, `runs.parquet` and
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -19,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.errors import OutputError
+from replay import signals
+from replay.atomic import OLD, TMP, OutputLock, cannot_write, remove_stale, sibling
 from replay.engine.context import Context, prepare
 from replay.engine.buddy import C_CLAIMS, C_STEALS
 from replay.engine.fidelity import Fidelity, zone_fidelity
@@ -118,26 +118,31 @@ def finish_sweep(dataset: Path, ctx: Context, results: list[RunResult],
 def write_sim(dataset: Path, options: SimOptions, tables: dict[str, pa.Table],
               fid: Fidelity) -> Path:
     """Write sim/{requests,runs,series}.parquet and fidelity.json under a temporary name,
-    then rename."""
+    then rename: one writer at a time (a lock), stale leftovers of dead runs removed, and
+    nothing put in place once a stop signal arrived."""
     out = dataset / SIM_DIR
-    tmp = dataset / f".{SIM_DIR}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     meta = {"replay.sim_options": json.dumps(asdict(options))}
-    try:
-        tmp.mkdir()
-        for name, table in tables.items():
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
-            pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
-        (tmp / "options.json").write_text(json.dumps(asdict(options), indent=2) + "\n")
-        (tmp / "fidelity.json").write_text(json.dumps(fid.as_dict(), indent=1) + "\n")
-        old = None
-        if out.exists():
-            old = dataset / f".{SIM_DIR}.old-{os.getpid()}"
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"{out}: cannot write: {e.strerror}") from None
+    with OutputLock(out):
+        remove_stale(out)
+        tmp = sibling(out, TMP)
+        try:
+            tmp.mkdir()
+            for name, table in tables.items():
+                table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                                       **meta})
+                pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
+            (tmp / "options.json").write_text(json.dumps(asdict(options), indent=2) + "\n")
+            (tmp / "fidelity.json").write_text(json.dumps(fid.as_dict(), indent=1) + "\n")
+            signals.check()  # a stop signal: nothing goes in place
+            old = None
+            if out.exists():
+                old = sibling(out, OLD)
+                out.rename(old)
+            tmp.rename(out)
+            if old is not None:
+                shutil.rmtree(old)
+        except OSError as e:
+            raise cannot_write(out, e) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -59,7 +59,7 @@ from replay.engine.buddy import (
 )
 from replay.engine.measures import free_blocks
 from replay.engine.observed import OUT_BUDDY, OUT_FAILED, memarea_request, zone_index
-from replay.engine.stream import ALLOC, DRAIN, FREE_BUDDY, FREE_PCP, ONLINE, TAKE
+from replay.engine.stream import DRAIN, FREE_BUDDY, FREE_PCP, ONLINE, TAKE
 from replay.kernel.orders import HPAGE_PMD_ORDER
 from replay.kernel.pagestate import BUDDY, CLEAN, DIRTY, ISOLATED, MOVABLE, OUTSIDE, PCP
 
@@ -189,7 +189,7 @@ def _take_run(st, z, zlo, zhi, zt, wmin, wlow, prot, s, size, max_order, pbo, er
     """Isolate [s, s + size): its free blocks leave the lists (parts outside go back),
     per-CPU pages are drained, page cache dropped (dirty pages written back), movable
     pages migrate out. Returns (reclaimed, migrated)."""
-    free_order, pcls, smt, s2r, r2s, ctr = st[S_FREE_ORDER], st[S_PCLS], st[S_SMT], \
+    free_order, pcls, smt, s2r, _r2s, ctr = st[S_FREE_ORDER], st[S_PCLS], st[S_SMT], \
         st[S_S2R], st[S_R2S], st[S_CTR]
     end = s + size
     q = s

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from replay.engine.validate import validate_buddy
 from replay.kernel.orders import COSTLY_ORDER
 from replay.kernel.pagestate import PCP, POLICIES
 from replay.progress import progress_bar
+from replay.workers import fork_pool
 
 Config = tuple[str, int, str, str]  # mode, max order, search, policy
 
@@ -270,7 +270,7 @@ def run_configs(ctx: Context, configs: list[Config], quiet: bool = False,
         # the longest replays first: simulated before observed, low N before high
         work.sort(key=lambda c: (gs[c[0]].mode != "simulated", gs[c[0]].max_order))
         if jobs > 1 and len(work) > 1:
-            with ProcessPoolExecutor(jobs, mp_context=get_context("fork")) as pool:
+            with fork_pool(jobs) as pool:  # workers die with this process
                 futures = {pool.submit(run_chain, [gs[i] for i in c]): c for c in work}
                 for f in as_completed(futures):
                     for res in f.result():

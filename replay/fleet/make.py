@@ -16,7 +16,8 @@ from replay.engine.simulate import SweepSummary
 from replay.fleet.cluster import connect
 from replay.fleet.run import Steps, TraceRun, run_cluster, run_local, trace_runs
 from replay.fleet.tasks import dataset_task, ingest_task
-from replay.report.make import make_report, report_paths, write_all
+from replay.atomic import write_files
+from replay.report.make import make_report, report_paths
 from replay.report.options import ReportOptions
 from replay.report.sweep import sim_options, sweep_is_current
 
@@ -112,6 +113,6 @@ def make_fleet_report(sources: list[Path], html: Path | None, options: ReportOpt
             except ReplayError as e:
                 run.fail(str(e))
     rep = fleet_report(runs, reports, options)
-    write_all(paths, (render_html(rep), render_markdown(rep),
-                      json.dumps(rep, indent=1, default=str) + "\n"))
+    write_files(paths, (render_html(rep), render_markdown(rep),
+                        json.dumps(rep, indent=1, default=str) + "\n"))
     return paths, runs

@@ -8,9 +8,9 @@ format has its own renderer.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from replay.atomic import write_files
 from replay.dataset import default_output, is_dataset, read_meta
 from ingest.errors import InputError, OutputError
 from replay.report.options import ReportOptions
@@ -52,6 +52,9 @@ def make_report(source: Path, html: Path | None, options: ReportOptions,
     source = Path(source)
     dataset = dataset or dataset_for(source, force, quiet)
     paths = report_paths(Path(html) if html else dataset / "report.html")
+    if paths[0].is_dir():
+        raise OutputError(f"{paths[0]}: is a directory; give the report's file name, "
+                          f"e.g. {paths[0] / 'report.html'}")
     existing = [p for p in paths if p.exists()]
     if existing and not force:
         raise OutputError(f"{existing[0]}: already exists (use --force to replace it)")
@@ -68,20 +71,5 @@ def make_report(source: Path, html: Path | None, options: ReportOptions,
     rep = collect(dataset, options, source=source)
     texts = (render_html(rep, render_all(rep)), render_markdown(rep),
              json.dumps(rep, indent=1, default=str) + "\n")
-    write_all(paths, texts)
+    write_files(paths, texts)
     return paths
-
-
-def write_all(paths: tuple[Path, ...], texts: tuple[str, ...]) -> None:
-    """Write every file under a temporary name, then rename them all into place."""
-    tmps = [p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in paths]
-    try:
-        for tmp, text in zip(tmps, texts):
-            tmp.write_text(text, encoding="utf-8")
-        for tmp, p in zip(tmps, paths):
-            tmp.replace(p)
-    except OSError as e:
-        raise OutputError(f"{e.filename}: cannot write: {e.strerror}") from None
-    finally:
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)

@@ -1,0 +1,69 @@
+"""Forked worker processes that never outlive the run that started them.
+
+A `concurrent.futures` process pool whose workers (forked, so they share the parent's
+arrays) ask the kernel to kill them when the parent dies (`PR_SET_PDEATHSIG`, even on
+SIGKILL), leave Ctrl-C to the parent, and are killed, not waited for, when the parent
+leaves the pool on an exception (Ctrl-C, SIGTERM via the CLI, an error in one task).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing import get_context
+
+#: prctl option (include/uapi/linux/prctl.h): signal sent to this process when its
+#: parent thread exits
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Pool initializer: SIGKILL this worker when `parent` exits; ignore SIGINT and
+    SIGTERM (the parent handles them and stops its workers)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the pool's own cleanup remains
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+@contextmanager
+def fork_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of `jobs` forked workers tied to this process (see the module docstring).
+
+    Leaving the `with` normally waits for the submitted tasks as ProcessPoolExecutor
+    does; leaving it on an exception cancels what has not started and kills the workers.
+    """
+    pool = ProcessPoolExecutor(jobs, mp_context=get_context("fork"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
+    try:
+        yield pool
+    except BaseException:
+        kill_workers(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop `pool` at once: cancel queued tasks, SIGKILL and reap its worker processes."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        try:
+            p.kill()
+        except (OSError, ValueError):  # already gone or closed
+            pass
+    for p in procs:
+        try:
+            p.join(5)
+        except (OSError, ValueError, AssertionError):
+            pass
