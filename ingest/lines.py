@@ -75,11 +75,11 @@ def _block(first_line: int, data: bytes, raw_position: int) -> LineBlock:
 def _binary(path: Path, head: bytes, line: int) -> NoReturn:
     """Refuse binary data in a text trace, naming the format when it is a known one."""
     if head.startswith(TRACE_DAT_MAGIC):
-        raise InputError(path, "a trace.dat file, not text: leave out --format or use "
-                         "--format trace.dat")
+        raise InputError(path, "a trace.dat file, not text: leave out --input-format or use "
+                         "--input-format trace.dat")
     if head[:8] in PERF_MAGICS:
-        raise InputError(path, "a perf.data file, not text: leave out --format or use "
-                         "--format perf.data")
+        raise InputError(path, "a perf.data file, not text: leave out --input-format or use "
+                         "--input-format perf.data")
     raise InputError(path, "binary data in a text trace", where=f"line {line}")
 
 
