@@ -106,14 +106,14 @@ def test_text_without_line_breaks_stays_bounded(tmp_path):
             f.seek(8 << 20, os.SEEK_CUR)
             f.write(b"a" * 4096)
     # holes read as NUL bytes: refused as binary at once, not buffered
-    err = _one_line_error(run_cli("ingest", src, "--format", "ftrace", "-q",
+    err = _one_line_error(run_cli("ingest", src, "--input-format", "ftrace", "-q",
                                   "-o", tmp_path / "ds"))
     assert "binary data in a text trace" in err
     text = tmp_path / "text.txt"
     with open(text, "wb") as f:  # 256 MiB without a line break: held whole before
         for _ in range(256):
             f.write(b"a" * (1 << 20))
-    r, peak = _peak_rss_mib("ingest", text, "--format", "ftrace", "-q", "-o",
+    r, peak = _peak_rss_mib("ingest", text, "--input-format", "ftrace", "-q", "-o",
                             tmp_path / "ds2")
     assert "no kmem page events found" in _one_line_error(r)
     assert peak < 400

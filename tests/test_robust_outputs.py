@@ -67,10 +67,10 @@ def test_force_refuses_a_file(trace, tmp_path):
 def test_force_replaces_a_dataset(trace, tmp_path):
     out = tmp_path / "ds"
     assert run_cli("ingest", trace, "-o", out, "-q").returncode == 0
-    first = (out / "meta.json").read_text()
+    (out / "marker").write_text("the old dataset")
     r = run_cli("ingest", trace, "-o", out, "--force", "-q")
     assert r.returncode == 0, r.stderr
-    assert (out / "meta.json").read_text() != first  # rewritten ("created")
+    assert (out / "meta.json").is_file() and not (out / "marker").exists()  # replaced
     assert _hidden(tmp_path) == []
 
 

@@ -165,7 +165,9 @@ def test_sigint_during_a_sweep_exits_130(long_trace, tmp_path, command):
                            "-q"], cwd=ROOT, capture_output=True, timeout=600)
     assert done.returncode == 0, done.stderr
     before = sorted(p.name for p in ds.iterdir())
-    args = {"simulate": ("simulate", ds, "-j", "1", "-q"),
+    # --check validates the simulator after every sample: a sweep of minutes, however
+    # fast the replays themselves have become
+    args = {"simulate": ("simulate", ds, "-j", "1", "-q", "--check"),
             "report": ("report", ds, "-q")}[command]
     proc = _replay(*args)
     time.sleep(5)  # past the imports, into the replays (minutes of them)
