@@ -382,14 +382,11 @@ def report(
 
 
 def _verdict(report_json: Path) -> str:
-    """The report's recommendation as one sentence (its report.json `recommendation`)."""
+    """The report's recommendation as one line: its headline (report.json
+    `recommendation.headline`: the answer, its constraints and confidence, or why there is
+    none)."""
     rec = json.loads(report_json.read_text())["recommendation"]
-    n = rec.get("max_order")
-    bar = rec.get("bar", {}).get("text")
-    verdict = ("no candidate max order meets the bar" if n is None else
-               f"lowest max order meeting the bar: N = {n} (MAX_ORDER {n + 1} in 2001-era "
-               "terms)")
-    return f"verdict: {verdict}" + (f"; bar: {bar}" if bar else "")
+    return f"verdict: {rec['headline']}"
 
 
 _FORMAT_HELP = "Output format: table (aligned; boxed on a terminal), csv or json."
