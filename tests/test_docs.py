@@ -23,7 +23,7 @@ _BEGIN = ("<!-- generated from the headers of queries/*.sql by `python -m tests.
           "do not edit -->")
 _END = "<!-- end of generated reference -->"
 
-#: a citation: docs/NAME.md (or a link to NAME.md inside docs/), then an optional section
+#: a citation: docs/<name>.md (or a link to <name>.md inside docs/), then an optional section
 _CITE = re.compile(r"(?:docs/|\]\()(?P<doc>[a-z_]+\.md)(?:\)?\s*§(?P<sec>\d+(?:\.\d+)?)"
                    r"(?:-(?P<last>\d+(?:\.\d+)?))?|#(?P<anchor>[\w-]+))?")
 
