@@ -74,3 +74,12 @@ def rows(dataset: Path, sql: str) -> list[tuple]:
     con = duckdb.connect()
     con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{dataset}/events.parquet')")
     return con.execute(sql).fetchall()
+
+
+def one_line_error(r: subprocess.CompletedProcess) -> str:
+    """The one `error: ...` line of a command that failed with status 1, no traceback."""
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]

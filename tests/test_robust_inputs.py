@@ -15,7 +15,7 @@ import pytest
 import zstandard
 
 from ingest.lines import MAX_LINE_BYTES
-from tests.conftest import ROOT, SAMPLES, rows, run_cli
+from tests.conftest import ROOT, SAMPLES, one_line_error, rows, run_cli
 
 #: a guard against the hang coming back, far above the second the ingest takes
 HANG_GUARD = 600
@@ -23,14 +23,6 @@ HANG_GUARD = 600
 
 def _meta(ds: Path) -> dict:
     return json.loads((ds / "meta.json").read_text())
-
-
-def _one_line_error(r: subprocess.CompletedProcess) -> str:
-    assert r.returncode == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +98,7 @@ def test_text_without_line_breaks_stays_bounded(tmp_path):
             f.seek(8 << 20, os.SEEK_CUR)
             f.write(b"a" * 4096)
     # holes read as NUL bytes: refused as binary at once, not buffered
-    err = _one_line_error(run_cli("ingest", src, "--input-format", "ftrace", "-q",
+    err = one_line_error(run_cli("ingest", src, "--input-format", "ftrace", "-q",
                                   "-o", tmp_path / "ds"))
     assert "binary data in a text trace" in err
     text = tmp_path / "text.txt"
@@ -115,7 +107,7 @@ def test_text_without_line_breaks_stays_bounded(tmp_path):
             f.write(b"a" * (1 << 20))
     r, peak = _peak_rss_mib("ingest", text, "--input-format", "ftrace", "-q", "-o",
                             tmp_path / "ds2")
-    assert "no kmem page events found" in _one_line_error(r)
+    assert "no kmem page events found" in one_line_error(r)
     assert peak < 400
 
 
@@ -124,14 +116,14 @@ def test_trace_zero_padded_is_refused_as_binary(tmp_path, ftrace_text):
     with open(src, "wb") as f:
         f.write(ftrace_text)
         f.truncate(len(ftrace_text) + (256 << 20))  # zeros, as a preallocated file
-    err = _one_line_error(run_cli("ingest", src, "-q", "-o", tmp_path / "ds"))
+    err = one_line_error(run_cli("ingest", src, "-q", "-o", tmp_path / "ds"))
     assert "binary data in a text trace" in err and f"{src}:line " in err
 
 
 def test_kallsyms_of_unbounded_size_is_refused(tmp_path):
     r = run_cli("ingest", SAMPLES / "perf-g.perf.data", "--kallsyms", "/dev/zero", "-q",
                 "-o", tmp_path / "ds")
-    err = _one_line_error(r)
+    err = one_line_error(r)
     assert err == "error: /dev/zero: larger than 256 MiB: not a kallsyms file"
     assert list(tmp_path.iterdir()) == []
 
@@ -219,7 +211,7 @@ def test_truncated_zstd_text_says_truncated(tmp_path, ftrace_text):
     for cut in (20, len(z) // 2):
         src = tmp_path / f"cut{cut}.txt.zst"
         src.write_bytes(z[:cut])
-        err = _one_line_error(run_cli("ingest", src, "-q", "-o", tmp_path / f"ds{cut}"))
+        err = one_line_error(run_cli("ingest", src, "-q", "-o", tmp_path / f"ds{cut}"))
         assert "zstd data does not decompress" in err and "truncated" in err, err
         assert "empty file" not in err
         assert not (tmp_path / f"ds{cut}").exists()
@@ -228,7 +220,7 @@ def test_truncated_zstd_text_says_truncated(tmp_path, ftrace_text):
 def test_errors_stay_on_one_line(tmp_path):
     bad = tmp_path / "evil\nname"
     bad.write_text("hello\n")
-    err = _one_line_error(run_cli("ingest", bad, "-q", "-o", tmp_path / "ds"))
+    err = one_line_error(run_cli("ingest", bad, "-q", "-o", tmp_path / "ds"))
     assert "evil\\nname" in err
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from replay.atomic import OutputLock
-from tests.conftest import SAMPLES, run_cli
+from tests.conftest import SAMPLES, one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,6 @@ def trace(tmp_path_factory) -> Path:
     return path
 
 
-def _one_line_error(r: subprocess.CompletedProcess) -> str:
-    assert r.returncode == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    return lines[0]
-
-
 def _hidden(d: Path) -> list[str]:
     return sorted(p.name for p in d.iterdir() if p.name.startswith("."))
 
@@ -40,7 +32,7 @@ def test_force_refuses_a_directory_that_is_not_a_dataset(trace, tmp_path):
     out = tmp_path / "photos"
     out.mkdir()
     (out / "keep.jpg").write_bytes(b"precious")
-    err = _one_line_error(run_cli("ingest", trace, "-o", out, "--force", "-q"))
+    err = one_line_error(run_cli("ingest", trace, "-o", out, "--force", "-q"))
     assert "not a replay dataset" in err and "--force replaces only datasets" in err
     assert (out / "keep.jpg").read_bytes() == b"precious"
     assert _hidden(tmp_path) == []
@@ -51,14 +43,14 @@ def test_force_refuses_a_directory_with_a_foreign_meta_json(trace, tmp_path):
     out.mkdir()
     (out / "meta.json").write_text('{"name": "someone else\'s"}')
     (out / "events.parquet").write_bytes(b"not ours")
-    _one_line_error(run_cli("ingest", trace, "-o", out, "--force", "-q"))
+    one_line_error(run_cli("ingest", trace, "-o", out, "--force", "-q"))
     assert (out / "events.parquet").read_bytes() == b"not ours"
 
 
 def test_force_refuses_a_file(trace, tmp_path):
     out = tmp_path / "notes.txt"
     out.write_text("keep me")
-    err = _one_line_error(run_cli("ingest", trace, "-o", out, "--force", "-q"))
+    err = one_line_error(run_cli("ingest", trace, "-o", out, "--force", "-q"))
     assert "a file that is not a replay dataset" in err
     assert out.read_text() == "keep me"
     assert _hidden(tmp_path) == []
@@ -79,7 +71,7 @@ def test_output_equal_to_the_input_is_refused(trace, tmp_path, force):
     src = tmp_path / "t.txt"
     src.write_bytes(trace.read_bytes())
     before = src.read_bytes()
-    err = _one_line_error(run_cli("ingest", src, "-o", src, "-q", *(["--force"] * force)))
+    err = one_line_error(run_cli("ingest", src, "-o", src, "-q", *(["--force"] * force)))
     assert "would replace the input" in err
     assert src.read_bytes() == before
     assert _hidden(tmp_path) == []
@@ -90,7 +82,7 @@ def test_output_holding_the_input_is_refused(tmp_path):
     d.mkdir()
     for f in (SAMPLES / "perf-threads.perf.data").iterdir():
         (d / f.name).write_bytes(lzma.open(f).read())
-    err = _one_line_error(run_cli("ingest", d / "data", "-o", d, "--force", "-q"))
+    err = one_line_error(run_cli("ingest", d / "data", "-o", d, "--force", "-q"))
     assert "would replace the input" in err
     assert sorted(p.name for p in d.iterdir()) == ["data", "data.0", "data.1"]
 
@@ -98,7 +90,7 @@ def test_output_holding_the_input_is_refused(tmp_path):
 def test_second_writer_fails_cleanly(trace, tmp_path):
     out = tmp_path / "ds"
     with OutputLock(out):  # another replay process is writing `out`
-        err = _one_line_error(run_cli("ingest", trace, "-o", out, "-q"))
+        err = one_line_error(run_cli("ingest", trace, "-o", out, "-q"))
         assert f"another replay process (pid {os.getpid()}) is writing it" in err
         assert not out.exists()
     assert run_cli("ingest", trace, "-o", out, "-q").returncode == 0
@@ -151,7 +143,7 @@ def tiny_tmpfs(tmp_path):
 
 def test_disk_full_on_a_real_filesystem(trace, tiny_tmpfs):
     out = tiny_tmpfs / "ds"
-    err = _one_line_error(run_cli("ingest", trace, "-o", out, "-q"))
+    err = one_line_error(run_cli("ingest", trace, "-o", out, "-q"))
     assert err == f"error: {out}: cannot write: No space left on device"
     assert list(tiny_tmpfs.iterdir()) == []
 
@@ -160,11 +152,11 @@ def test_sql_output_on_a_full_disk_and_into_a_directory(trace, tiny_tmpfs, tmp_p
     ds = tmp_path / "ds"
     assert run_cli("ingest", trace, "-o", ds, "-q").returncode == 0
     big = tiny_tmpfs / "events.csv"
-    err = _one_line_error(run_cli("sql", ds, "SELECT * FROM events", "--format", "csv",
+    err = one_line_error(run_cli("sql", ds, "SELECT * FROM events", "--format", "csv",
                                   "-o", big))
     assert err == f"error: {big}: cannot write: No space left on device"
     assert list(tiny_tmpfs.iterdir()) == []
-    err = _one_line_error(run_cli("sql", ds, "SELECT 1", "-o", tmp_path))
+    err = one_line_error(run_cli("sql", ds, "SELECT 1", "-o", tmp_path))
     assert err == f"error: {tmp_path}: is a directory, not a file to write"
 
 
@@ -173,7 +165,7 @@ def test_report_output_messages(trace, tmp_path, monkeypatch):
     assert run_cli("ingest", trace, "-o", ds, "-q").returncode == 0
     d = tmp_path / "reports"
     d.mkdir()
-    err = _one_line_error(run_cli("report", ds, "-o", d, "--force", "-q",
+    err = one_line_error(run_cli("report", ds, "-o", d, "--force", "-q",
                                   "--max-order", "9"))
     assert err == (f"error: {d}: is a directory; give the report's file name, "
                    f"e.g. {d / 'report.html'}")

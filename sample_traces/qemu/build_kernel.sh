@@ -2,7 +2,7 @@
 # Build a small 6.12 kernel (Debian's linux-source-6.12) whose buddy allocator stops at
 # max order ORDER, for the ground-truth samples (docs/ground_truth.md).
 #
-#   ./build_kernel.sh ORDER [WORKDIR]      (default /work/qemu-cap)
+#   ./build_kernel.sh ORDER [WORKDIR]      (default $QEMU_WORK, else ~/qemu-cap)
 #
 # x86 has no ARCH_FORCE_MAX_ORDER Kconfig symbol (arm64 and powerpc do), so
 # include/linux/mmzone.h's "#ifndef CONFIG_ARCH_FORCE_MAX_ORDER / #define MAX_PAGE_ORDER
@@ -13,7 +13,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 order=${1:?usage: build_kernel.sh ORDER [WORKDIR]}
-work=$(realpath -m "${2:-/work/qemu-cap}")
+work=$(realpath -m "${2:-${QEMU_WORK:-$HOME/qemu-cap}}")
 src=$work/linux-source-6.12
 build=$work/build-maxorder-$order
 mkdir -p "$work"

@@ -7,10 +7,10 @@
 #     being timed) -> timing/timing[-fill]-maxorderN.{log,snapshots}: nr_hugepages 0 -> 64
 #     -> 0, five times, on an idle guest and with 384 MiB of tmpfs data kept in memory.
 #
-#   ./capture_maxorder.sh [WORKDIR]      (default /work/qemu-cap)
+#   ./capture_maxorder.sh [WORKDIR]      (default $QEMU_WORK, else ~/qemu-cap)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(realpath -m "${1:-/work/qemu-cap}")
+work=$(realpath -m "${1:-${QEMU_WORK:-$HOME/qemu-cap}}")
 WORKLOAD=(--loops 6 --thp-mib 32 --hugetlb 8)
 TIMING=(--phases hugetlb --hugetlb 64 --loops 5)
 initrd=$work/initrd-builtin.gz

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Download and unpack the Debian kernels the debian-* samples were captured on.
 #
-#   ./get_kernels.sh [WORKDIR]      (default /work/qemu-cap)
+#   ./get_kernels.sh [WORKDIR]      (default $QEMU_WORK, else ~/qemu-cap)
 #
 # 6.1 comes from bookworm (this machine's own apt sources); 5.10 from bullseye through a
 # private apt configuration (its own sources.list and lists directory under WORKDIR,
@@ -9,7 +9,7 @@
 # the system's apt state is left alone.  Unpacks each .deb under WORKDIR/x/NAME and
 # prints the vmlinuz and modules paths for make_initramfs.sh / run_guest.sh.
 set -euo pipefail
-work=$(realpath -m "${1:-/work/qemu-cap}")
+work=$(realpath -m "${1:-${QEMU_WORK:-$HOME/qemu-cap}}")
 K61=linux-image-6.1.0-50-cloud-amd64-unsigned     # 6.1.176-1 (bookworm main)
 K510=linux-image-5.10.0-46-cloud-amd64            # 5.10.262-1 (bullseye-security)
 mkdir -p "$work/apt-bullseye/lists/partial" "$work/x"
