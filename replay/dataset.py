@@ -120,6 +120,15 @@ def _meta_problem(meta: object) -> str | None:
     return None
 
 
+def recorded_events(meta: dict[str, Any]) -> frozenset[str]:
+    """The events a `replay record` recording enabled (empty when not recorded here: then
+    only the events present say what was traced)."""
+    rec = meta.get("recording")
+    events = rec.get("events") if isinstance(rec, dict) else None
+    return frozenset(e for e in events if isinstance(e, str)) if isinstance(events, list) \
+        else frozenset()
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     """The meta.json of the dataset at `path`, checked: its fields have the types readers
     rely on and events.parquet is whole and holds as many rows as meta.json says."""

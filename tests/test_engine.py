@@ -316,3 +316,27 @@ def test_memory_onlined_during_the_trace_joins_the_world_at_its_free():
     (base,) = run_configs(ctx, [("simulated", 10, "none", "none")], quiet=True)
     assert int(base.end_blocks[0][10]) >= 1  # the onlined block is free at the end
     assert dict(zip(COUNTERS, base.counters.tolist()))["online_pages"] == 1024
+
+
+@pytest.mark.parametrize("release, claimed_block_type", [("6.18", 1), ("6.9", 0)])
+def test_pageblock_types_at_start_come_from_the_first_revealing_event(release,
+                                                                      claimed_block_type):
+    """Zone [0, 2048), pageblocks of 512. Pageblock 1: an unmovable TAKE at 512, then an
+    extfrag claim of its order-9 Movable block. Since 6.10 the claim's TAKE comes first
+    and carries the new type: the block was Movable (1) at the start. In 6.9 the extfrag
+    comes before its TAKE, so an earlier TAKE is a take of its own: Unmovable (0).
+    Pageblocks 2 and 3: an extfrag of an order-10 Reclaimable block types both."""
+    from replay.engine.context import build_context
+    from replay.engine.options import SimOptions
+    from replay.engine.stream import TAKE, TracedFallbacks, build_stream
+    from replay.kernel.release import parse_release
+
+    a = lambda *x: np.array(x, np.int64)  # noqa: E731
+    fallbacks = TracedFallbacks(row=a(1, 3), pfn=a(512, 1024), fallback_order=a(9, 10),
+                                fallback_mt=a(1, 2))
+    stream = build_stream(np.array([TAKE, TAKE, TAKE], np.int8), a(512, 0, 1024), a(0, 0, 0),
+                          a(0, 2, 0), a(2, 2, 2), np.zeros(3, np.uint8), np.zeros(3, bool),
+                          a(0, 1, 2), a(0, 2, 4), parse_release(release),
+                          fallbacks=fallbacks, drains_enabled=True)
+    ctx = build_context(stream, snapshots(zone(0, 2048)), SimOptions())
+    assert ctx.world.pb_mt[:4].tolist() == [2, claimed_block_type, 2, 2]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import duckdb
 import pyarrow.parquet as pq
 import pytest
@@ -159,6 +161,31 @@ def test_baseline_meets_the_fidelity_bounds_on_each_kernel_era(tmp_path, name):
             assert abs(m - k) <= max(16, 0.1 * k), (zone, o, m, k)
         checked += 1
     assert checked >= 2
+
+
+def test_kpageflags_world_meets_the_fidelity_bounds(tmp_path):
+    """A live `replay record --kpageflags` recording whose workload ran the Reclaimable and
+    Unmovable free lists dry (9 extfrag claims): untouched memory from kpageflags, pageblock
+    types from the trace's first revealing events. The start free blocks per migratetype
+    are not seeded from pagetypeinfo here, so their agreement with it tests the typing; the
+    end state, outcomes and fallbacks meet the issue's bounds."""
+    ds = tmp_path / "rec.replay"
+    shutil.copytree(SAMPLES / "record-kpageflags-6.18.replay", ds)
+    options = SimOptions(max_orders=(9,), searches=("linear",), policies=("free",),
+                         modes=("simulated",), jobs=1)
+    fid = run_sweep(ds, options, quiet=True).fidelity
+    assert not fid.world_estimate and "kpageflags" in fid.world_source
+    assert fid.agreement_share >= 0.99
+    assert fid.extfrag == 9 and fid.extfrag / 2 <= fid.fallbacks <= 2 * fid.extfrag
+    normal = fid.zones["Normal"]
+    for name, pair in normal.start_type_blocks.items():
+        for o, (m, k) in enumerate(zip(pair.model, pair.proc)):
+            assert abs(m - k) <= max(8, 0.01 * k), (name, o, m, k)
+    assert abs(normal.end_free_pages.model - normal.end_free_pages.proc) \
+        <= 0.05 * normal.end_free_pages.proc
+    for o in range(4, len(normal.end_blocks.proc)):
+        m, k = normal.end_blocks.model[o], normal.end_blocks.proc[o]
+        assert abs(m - k) <= max(16, 0.1 * k), (o, m, k)
 
 
 def test_model_at_a_lower_max_order_agrees_with_a_kernel_built_with_it(tmp_path):

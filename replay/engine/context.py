@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.errors import InputError
-from replay.dataset import KPAGEFLAGS, read_meta
+from replay.dataset import KPAGEFLAGS, read_meta, recorded_events
 from replay.engine.layout import Layout
 from replay.engine.options import SimOptions
 from replay.engine.stream import Stream, load_stream
@@ -45,11 +45,11 @@ class Context:
         return self.world.layout
 
 
-def kernel_release(dataset: Path, options: SimOptions, snaps: Snapshots) -> str | None:
+def kernel_release(meta: dict, options: SimOptions, snaps: Snapshots) -> str | None:
     """The traced kernel's release: --kernel, else meta.json, else a uname-r snapshot."""
     if options.kernel:
         return options.kernel
-    rel = read_meta(dataset).get("kernel_release")
+    rel = meta.get("kernel_release")
     if rel:
         return str(rel)
     if snaps.directory is not None:
@@ -67,9 +67,10 @@ def prepare(dataset: Path, options: SimOptions) -> Context:
     snaps = load_snapshots(snapdir, KPAGEFLAGS,
                            Path(options.zoneinfo) if options.zoneinfo else None,
                            required=options.snapshots is not None)
-    text = kernel_release(dataset, options, snaps)
+    meta = read_meta(dataset)
+    text = kernel_release(meta, options, snaps)
     release = parse_release(text)
-    stream = load_stream(dataset, release)
+    stream = load_stream(dataset, release, recorded_events(meta))
     if not len(stream.kind):
         raise InputError(dataset, "no mm_page_alloc / mm_page_free events to replay")
     return build_context(stream, snaps, options, text)

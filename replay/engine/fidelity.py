@@ -4,7 +4,8 @@ world against the kernel's own /proc snapshots and the trace.
 What each figure can show: start free pages / blocks per order are the world's seeding
 against start buddyinfo — equal by construction where seeded from it (a check of the
 seeding, not evidence), informative only with kpageflags or where the trace's own pages
-disagree; end free pages / blocks per order (the baseline replay against end buddyinfo)
+disagree; start free blocks per migratetype against start pagetypeinfo test the typing of
+pageblocks with kpageflags (seeded from pagetypeinfo otherwise); end free pages / blocks per order (the baseline replay against end buddyinfo)
 are the real test of the replay; outcomes agreement (requests above
 PAGE_ALLOC_COSTLY_ORDER served or failed as traced) can only fail one way, since traced
 failures are never served; fallbacks against mm_page_alloc_extfrag compare the model's
@@ -21,6 +22,7 @@ import numpy as np
 
 from replay.engine.measures import indices
 from replay.engine.world import NORDERS, Snapshots, World
+from replay.kernel import migratetypes
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class ZoneFidelity:
     seeded_blocks_placed: list[int]
     start_free_pages: Pair
     start_blocks: Pair
+    start_type_blocks: dict[str, Pair]  # per migratetype: model vs start pagetypeinfo
     end_free_pages: Pair
     end_blocks: Pair
     end_blocks_observed: list[int]
@@ -116,13 +119,17 @@ def zone_fidelity(world: World, snaps: Snapshots, end_sim: np.ndarray,
         start_model = world.start_blocks[z].tolist()
         end_model = [int(x) for x in end_sim[z][:NORDERS]] + [0] * max(0, NORDERS - end_sim.shape[1])
         ui, fi = _index_pair(end_model, end_proc)
+        types = (snaps.start_pagetypeinfo.free.get(zone.key, {})
+                 if snaps.start_pagetypeinfo else {})
+        by_type = {name: Pair(world.start_type_blocks[z, mt].tolist(), _blocks(types.get(name)))
+                   for mt, name in enumerate(migratetypes.NAMES_4_4[:migratetypes.PCPTYPES])}
         out[zone_label(world, z)] = ZoneFidelity(
             zone=zone.key, managed=zone.managed, world_pages=int(world.world_pages[z]),
             seen_pages=int(world.seen_pages[z]),
             seeded_blocks_wanted=world.seeded[z, 0].tolist(),
             seeded_blocks_placed=world.seeded[z, 1].tolist(),
             start_free_pages=Pair(_pages(start_model), _pages(start_proc)),
-            start_blocks=Pair(start_model, start_proc),
+            start_blocks=Pair(start_model, start_proc), start_type_blocks=by_type,
             end_free_pages=Pair(_pages(end_model), _pages(end_proc)),
             end_blocks=Pair(end_model, end_proc),
             end_blocks_observed=end_observed[z].tolist(),
@@ -154,6 +161,13 @@ def fidelity_lines(fid: Fidelity) -> list[str]:
                     continue
                 lines.append(f"  {label} {who}".ljust(30) + "".join(f"{v:>8}" for v in vals)
                              + f"{_pages(vals):>10}")
+        if not fid.world_estimate:  # seeded from pagetypeinfo otherwise: equal by construction
+            for name, pair in z.start_type_blocks.items():
+                if pair.proc is not None:
+                    lines.append(f"  start {name} model".ljust(30) + "".join(
+                        f"{v:>8}" for v in pair.model) + f"{_pages(pair.model):>10}")
+                    lines.append(f"  start {name} pagetypeinfo".ljust(30) + "".join(
+                        f"{v:>8}" for v in pair.proc) + f"{_pages(pair.proc):>10}")
         if z.end_free_pages.proc:
             err = z.end_free_pages.model - z.end_free_pages.proc
             lines.append(f"  end free pages: model {z.end_free_pages.model} vs buddyinfo "

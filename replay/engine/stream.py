@@ -46,7 +46,24 @@ RAW_FREE, RAW_BATCHED, _DROP = 10, 11, -1  # mm_page_free, mm_page_free_batched
 
 _EVENT_KIND = {"mm_page_alloc": ALLOC, "mm_page_free": RAW_FREE,
                "mm_page_free_batched": RAW_BATCHED, "mm_page_alloc_zone_locked": TAKE,
-               "mm_page_pcpu_drain": DRAIN}
+               tracepoints.PCPU_DRAIN: DRAIN}
+
+
+@dataclass(frozen=True)
+class TracedFallbacks:
+    """The trace's `mm_page_alloc_extfrag` events: where the kernel took a block from
+    another migratetype's free lists (a claim or a steal), and the type the block's
+    pageblock had until then (`fallback_migratetype`, engine numbering; -1 unknown)."""
+
+    row: np.ndarray  # int64: row in events.parquet
+    pfn: np.ndarray  # int64: the page handed out
+    fallback_order: np.ndarray  # int64: order of the block taken from the other list
+    fallback_mt: np.ndarray  # int64
+
+    @staticmethod
+    def none() -> TracedFallbacks:
+        empty = np.zeros(0, np.int64)
+        return TracedFallbacks(empty, empty, empty, empty)
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,7 @@ class Stream:
     events: int  # rows of events.parquet
     pcp_traced: bool  # the buddy-level events (zone_locked, pcpu_drain) are in the trace
     release: KernelRelease | None = None
+    fallbacks: TracedFallbacks | None = None  # the trace's mm_page_alloc_extfrag events
 
     @property
     def max_pfn(self) -> int:
@@ -100,17 +118,20 @@ def _ints(table: pa.Table, name: str, null: int) -> np.ndarray:
     return table.column(name).fill_null(null).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def load_stream(dataset: Path, release: KernelRelease | None) -> Stream:
-    """Read `DATASET/events.parquet` into a `Stream`, with `release`'s rules."""
+def load_stream(dataset: Path, release: KernelRelease | None,
+                enabled: frozenset[str] = frozenset()) -> Stream:
+    """Read `DATASET/events.parquet` into a `Stream`, with `release`'s rules; `enabled`
+    names the events the recording enabled, where known (`replay.dataset.recorded_events`)."""
     path = Path(dataset) / EVENTS_FILE
-    cols = ["event", "pfn", "page", "order", "migratetype", "gfp_flags", "ts_ns"]
+    cols = ["event", "pfn", "page", "order", "migratetype", "gfp_flags", "ts_ns",
+            "fallback_order", "fallback_migratetype"]
     try:
         table = pq.read_table(path, columns=cols)
     except (OSError, pa.ArrowInvalid) as e:
         raise InputError(path, f"unreadable events: {e}") from None
     names, ecode = _codes(table.column("event"))
     kind = _per_value(names, lambda x: _EVENT_KIND.get(x, _DROP), _DROP).astype(np.int8)[ecode]
-    extfrag = int(_per_value(names, lambda x: x == "mm_page_alloc_extfrag", 0)[ecode].sum())
+    is_extfrag = _per_value(names, lambda x: x == tracepoints.EXTFRAG, 0)[ecode] == 1
     pfn_col, page_col = table.column("pfn"), table.column("page")
     failed = tracepoints.allocation_failed(pfn_col, page_col) & (kind == ALLOC)
     unplaced = tracepoints.unplaceable(pfn_col, page_col) & (kind != _DROP)
@@ -134,23 +155,32 @@ def load_stream(dataset: Path, release: KernelRelease | None) -> Stream:
     folio = _per_value(gnames[:-1], lambda g: gfp.has(g, gfp.COMP_NAMES), 0)[gidx] == 1
     sel = np.flatnonzero(keep)
     ts = _ints(table, "ts_ns", 0)[sel]
+    ef = np.flatnonzero(is_extfrag & (pfn >= 0))
+    fallbacks = TracedFallbacks(
+        ef.astype(np.int64), pfn[ef],
+        np.clip(_ints(table, "fallback_order", 0)[ef], 0, orders.MAX_ORDER_LIMIT),
+        migratetypes.to_engine(_ints(table, "fallback_migratetype", -1)[ef], release))
     return build_stream(kind[sel], np.where(failed[sel], -1, pfn[sel]), order[sel], mt[sel],
                         zone[sel], pclass[sel], folio[sel], ts, sel.astype(np.int64),
                         release,
-                        extfrag=extfrag, unplaceable=int(unplaced.sum()),
-                        events=table.num_rows)
+                        extfrag=int(is_extfrag.sum()), unplaceable=int(unplaced.sum()),
+                        events=table.num_rows, fallbacks=fallbacks,
+                        drains_enabled=tracepoints.PCPU_DRAIN in enabled)
 
 
 def build_stream(kind: np.ndarray, pfn: np.ndarray, order: np.ndarray, mt: np.ndarray,
                  zone: np.ndarray, pclass: np.ndarray, folio: np.ndarray, ts: np.ndarray,
                  row: np.ndarray,
                  release: KernelRelease | None, extfrag: int = 0, unplaceable: int = 0,
-                 events: int | None = None) -> Stream:
+                 events: int | None = None, fallbacks: TracedFallbacks | None = None,
+                 drains_enabled: bool = False) -> Stream:
     """A Stream from event-level arrays (kind ALLOC, TAKE, DRAIN or the raw free kinds
     `RAW_FREE` / `RAW_BATCHED`): batched frees resolved, frees sent to a per-CPU list or
-    the buddy lists by `release`'s rules."""
+    the buddy lists by `release`'s rules. The per-CPU layer is traced when both buddy-level
+    events are there, or zone_locked is and the recording enabled `mm_page_pcpu_drain`
+    (a short trace may see no drain at all)."""
     kind = kind.astype(np.int8).copy()
-    pcp_traced = bool(((kind == TAKE).any() and (kind == DRAIN).any()))
+    pcp_traced = bool((kind == TAKE).any() and (drains_enabled or (kind == DRAIN).any()))
     npages = int((pfn + (np.int64(1) << order)).max()) + 1 if len(pfn) else 1
     mask = orders.pcp_orders_mask(release) if pcp_traced else 0
     ignored = _resolve(kind, pfn, order, npages, mask)
@@ -164,7 +194,7 @@ def build_stream(kind: np.ndarray, pfn: np.ndarray, order: np.ndarray, mt: np.nd
         row=row[out],
         extfrag=extfrag, batched_ignored=ignored, unplaceable=unplaceable,
         events=len(kind) if events is None else events, pcp_traced=pcp_traced,
-        release=release)
+        release=release, fallbacks=fallbacks or TracedFallbacks.none())
 
 
 @numba.njit(cache=True)

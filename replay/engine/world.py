@@ -32,7 +32,7 @@ import numpy as np
 from replay.engine.layout import Layout, inferred_layout, zoneinfo_layout
 from replay.engine.measures import free_blocks
 from replay.engine.stream import ALLOC, DRAIN, FREE_BUDDY, FREE_PCP, ONLINE, TAKE, Stream
-from replay.kernel import migratetypes, orders, pagestate, procfs
+from replay.kernel import migratetypes, orders, pagestate, procfs, tracepoints
 from replay.kernel.procfs import PageTypeInfo, ZoneInfo
 from replay.kernel.zones import PAGES_PER_SECTION
 
@@ -102,6 +102,7 @@ class World:
     world_pages: np.ndarray  # per zone: pages of the world at start
     seeded: np.ndarray  # per zone/order: free blocks wanted (start buddyinfo), placed
     start_blocks: np.ndarray  # per zone/order: the world's free blocks at start
+    start_type_blocks: np.ndarray  # per zone/engine migratetype/order: the same, by type
     kernel_max_order: int  # the traced kernel's max order (`traced_max_order`)
     online_pages: int = 0  # pages onlined during the trace
     notes: list[str] = field(default_factory=list)
@@ -360,13 +361,19 @@ def build_world(stream: Stream, snaps: Snapshots) -> tuple[World, Stream]:
     world_pages = np.array([int((pcls[lo:hi] != pagestate.OUTSIDE).sum())
                             for lo, hi in zip(zlo, zhi)], np.int64)
     start_blocks = np.zeros((nz, NORDERS), np.int64)
+    start_types = np.zeros((nz, migratetypes.PCPTYPES, NORDERS), np.int64)
     for z in range(nz):
         free_blocks(pcls, zlo[z], zhi[z], top, start_blocks[z])
+    page_mt = np.repeat(pb_mt, 1 << orders.HPAGE_PMD_ORDER)[:npages]
+    for mt in range(migratetypes.PCPTYPES):
+        of_type = np.where(page_mt == mt, pcls, pagestate.PINNED)  # other types: not free
+        for z in range(nz):
+            free_blocks(of_type, zlo[z], zhi[z], top, start_types[z, mt])
     if online:
         notes.append(f"{online:,} pages were onlined during the trace (memory hot-add): "
                      "they join the world at their first free")
     world = World(layout, npages, pcls, aorder, pb_mt, source, estimate, seen, world_pages,
-                  seeded, start_blocks, top, online, notes)
+                  seeded, start_blocks, start_types, top, online, notes)
     return world, _with_kind(stream, kind)
 
 
@@ -409,14 +416,50 @@ def _online(stream: Stream, kind: np.ndarray, layout: Layout, snaps: Snapshots,
 
 
 def _traced_pageblocks(stream: Stream, kind: np.ndarray, pb_mt: np.ndarray) -> None:
-    """A pageblock the trace takes blocks from gets the free list type of its first TAKE
-    (mm_page_alloc_zone_locked names the list it took from, the pageblock's type since
-    6.10's freelist hygiene); a pageblock with no TAKE, that of its first allocation."""
-    for which in (ALLOC, TAKE):  # TAKE last: it overrides
-        sel = np.flatnonzero((kind == which) & (stream.pfn >= 0))
-        blocks = stream.pfn[sel] >> orders.HPAGE_PMD_ORDER
-        uniq, first = np.unique(blocks, return_index=True)
-        pb_mt[uniq] = stream.migratetype[sel[first]]
+    """A pageblock's type at trace start, from the first event that reveals it: an
+    `mm_page_alloc_extfrag` names the type the block had before the fallback (every
+    pageblock of a block of pageblock order or more); a TAKE
+    (mm_page_alloc_zone_locked) the free list it took from (the pageblock's type since
+    6.10's freelist hygiene) — except a claim's own TAKE, which carries the new type
+    (replay/kernel/tracepoints.py); with neither, the block's first allocation."""
+    pbo = orders.HPAGE_PMD_ORDER
+    sel = np.flatnonzero((kind == ALLOC) & (stream.pfn >= 0))
+    uniq, first = np.unique(stream.pfn[sel] >> pbo, return_index=True)
+    pb_mt[uniq] = stream.migratetype[sel[first]]
+    take = np.flatnonzero(kind == TAKE)
+    take = take[~_claim_takes(stream, take)]
+    fb = stream.fallbacks
+    known = np.flatnonzero(fb.fallback_mt >= 0)
+    # a fallback block of a pageblock or more had its type in every pageblock it spans
+    span = np.maximum(fb.fallback_order[known] - pbo, 0)
+    reps = np.int64(1) << span
+    each = np.repeat(known, reps)
+    offset = np.arange(len(each)) - np.repeat(np.cumsum(reps) - reps, reps)
+    fb_blocks = (fb.pfn[each] >> pbo >> span.repeat(reps) << span.repeat(reps)) + offset
+    rows = np.concatenate([stream.row[take], fb.row[each]])
+    blocks = np.concatenate([stream.pfn[take] >> pbo, fb_blocks])
+    types = np.concatenate([stream.migratetype[take], fb.fallback_mt[each]])
+    by_row = np.argsort(rows, kind="stable")
+    uniq, first = np.unique(blocks[by_row], return_index=True)
+    pb_mt[uniq] = types[by_row[first]]
+
+
+def _claim_takes(stream: Stream, take: np.ndarray) -> np.ndarray:
+    """Per TAKE in `take`: the zone_locked event of a claimed fallback (6.10+: the last TAKE
+    of the extfrag's page within CLAIM_TRACE_GAP rows before it)."""
+    out = np.zeros(len(take), bool)
+    fb = stream.fallbacks
+    if not len(fb.row) or not tracepoints.claim_take_before_extfrag(stream.release):
+        return out
+    cand = np.flatnonzero(np.isin(stream.pfn[take], fb.pfn))
+    order = cand[np.lexsort((stream.row[take[cand]], stream.pfn[take[cand]]))]
+    pfns, rows = stream.pfn[take[order]], stream.row[take[order]]
+    for p, r in zip(fb.pfn, fb.row):
+        lo, hi = np.searchsorted(pfns, p, "left"), np.searchsorted(pfns, p, "right")
+        j = lo + np.searchsorted(rows[lo:hi], r) - 1
+        if j >= lo and r - rows[j] <= tracepoints.CLAIM_TRACE_GAP:
+            out[order[j]] = True
+    return out
 
 
 def _seeded_pageblock_types(head: np.ndarray, pb_mt: np.ndarray, snaps: Snapshots,

@@ -13,6 +13,16 @@
 - `mm_page_pcpu_drain`: a page left a per-CPU list for the buddy allocator
   (free_pcppages_bulk()).
 - `mm_page_free_batched` repeats `mm_page_free` for list frees since 2.6.34.
+- `mm_page_alloc_extfrag` (since 2.6.32, Mel Gorman's "tracing, page-allocator: add
+  trace event for page traffic related to fragmentation"): a request took a block from
+  another migratetype's free list; `fallback_migratetype` is that list's type, so the
+  type the block's pageblock had before a claim. Up to 6.9 __rmqueue_fallback() emits it
+  and __rmqueue() then retries its own lists (the `mm_page_alloc_zone_locked` follows).
+  Since 6.10 a claim returns __rmqueue_smallest() on the claimed block from inside
+  steal_suitable_fallback() / try_to_claim_block() (c0cd6f557b90, "mm: page_alloc: fix
+  freelist movement during block conversion"), so the claim's `mm_page_alloc_zone_locked`,
+  with the new type, comes just before the extfrag of the same page; a steal
+  (page_del_and_expand() in the fallback type) emits no zone_locked at all.
 """
 
 from __future__ import annotations
@@ -20,6 +30,18 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from replay.kernel.release import KernelRelease, at_least
+
+EXTFRAG = "mm_page_alloc_extfrag"
+PCPU_DRAIN = "mm_page_pcpu_drain"
+CLAIM_TRACE_GAP = 64  # rows: a claim's zone_locked and its extfrag (same CPU, zone lock held)
+
+
+def claim_take_before_extfrag(release: KernelRelease | None) -> bool:
+    """Whether a claimed fallback's `mm_page_alloc_zone_locked` precedes its extfrag (6.10+,
+    c0cd6f557b90); before, the extfrag comes first."""
+    return at_least(release, 6, 10)
 
 
 def allocation_failed(pfn: pa.ChunkedArray | pa.Array, page: pa.ChunkedArray | pa.Array
