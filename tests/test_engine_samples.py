@@ -170,7 +170,7 @@ def test_kpageflags_world_meets_the_fidelity_bounds(tmp_path):
     are not seeded from pagetypeinfo here, so their agreement with it tests the typing; the
     end state, outcomes and fallbacks meet the issue's bounds."""
     ds = tmp_path / "rec.replay"
-    shutil.copytree(SAMPLES / "record-kpageflags-6.18.replay", ds)
+    shutil.copytree(SAMPLES / "record-kpageflags-6.18", ds)
     options = SimOptions(max_orders=(9,), searches=("linear",), policies=("free",),
                          modes=("simulated",), jobs=1)
     fid = run_sweep(ds, options, quiet=True).fidelity
