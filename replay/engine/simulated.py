@@ -45,7 +45,9 @@ from replay.engine.buddy import (
     S_CTR,
     S_FORDER,
     S_FREE_ORDER,
+    S_HEADS,
     S_NR_FREE,
+    S_NXT,
     S_PCLS,
     S_R2S,
     S_S2R,
@@ -361,12 +363,53 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, folio, z
 @numba.njit(cache=True)
 def sample(st, zlo, zhi, max_order, nr_out, long_out):
     """Free blocks per zone/order (buddy counters) and the longest free run per zone."""
-    nr_free, pcls = st[S_NR_FREE], st[S_PCLS]
+    nr_free = st[S_NR_FREE]
     for z in range(len(zlo)):
         for o in range(min(max_order + 1, nr_out.shape[1])):
             nr_out[z, o] = nr_free[z, o].sum()
-        scratch = np.zeros(max_order + 1, np.int64)
-        long_out[z] = free_blocks(pcls, zlo[z], zhi[z], max_order, scratch)
+        long_out[z] = longest_free_run(st, z, zlo[z], zhi[z], max_order)
+
+
+@numba.njit(cache=True)
+def longest_free_run(st, z, lo, hi, max_order):
+    """Zone z's longest run of buddy-free pages, walked free block by free block from each
+    free max-order block (blocks are coalesced, so a free aligned max-order window is one).
+    A run holding no such block is at most 2^(max_order+1) - 2 pages: only when every run
+    found is shorter than that are all pages scanned (`measures.free_blocks`)."""
+    free_order, nxt, heads = st[S_FREE_ORDER], st[S_NXT], st[S_HEADS]
+    top = max_order
+    heads_top = np.empty(st[S_NR_FREE][z, top].sum(), np.int64)
+    k = 0
+    for mt in range(heads.shape[2]):
+        p = heads[z, top, mt]
+        while p >= 0:
+            heads_top[k] = p
+            k += 1
+            p = nxt[p]
+    heads_top.sort()
+    best = 0
+    end = -1
+    for h in heads_top:
+        if h < end:  # inside the run just walked
+            continue
+        s = h
+        extended = True
+        while extended:  # a free block ending at s - 1 starts at s - 2^o, of order o
+            extended = False
+            for o in range(top + 1):
+                c = s - (np.int64(1) << o)
+                if c >= lo and free_order[c] == o:
+                    s = c
+                    extended = True
+                    break
+        end = h
+        while end < hi and free_order[end] >= 0:
+            end += np.int64(1) << free_order[end]
+        best = max(best, end - s)
+    if best >= (np.int64(2) << top) - 2:
+        return best
+    scratch = np.zeros(top + 1, np.int64)
+    return free_blocks(st[S_PCLS], lo, hi, top, scratch)
 
 
 def new_state(world, nzones: int, max_order: int, zlo: np.ndarray, zhi: np.ndarray

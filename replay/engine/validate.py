@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from replay.engine.buddy import BuddyState
+from replay.engine.measures import free_blocks
+from replay.engine.simulated import longest_free_run
 
 
 class ValidationError(Exception):
@@ -18,7 +20,8 @@ class ValidationError(Exception):
 def validate_buddy(state: BuddyState, zlo: np.ndarray, zhi: np.ndarray) -> None:
     """Free lists well linked and counted, blocks aligned, inside their zone, not
     overlapping, exactly the free pages, no two free buddies left unmerged below the max
-    order, and the traced-to-simulated page maps inverse of each other."""
+    order, the longest free run walked by blocks equal to the page scan's, and the
+    traced-to-simulated page maps inverse of each other."""
     n_max = state.max_order
     covered = np.zeros(len(state.pcls), dtype=bool)
     for z in range(len(zlo)):
@@ -60,6 +63,11 @@ def validate_buddy(state: BuddyState, zlo: np.ndarray, zhi: np.ndarray) -> None:
         if zone_pages != state.zfree[z]:
             raise ValidationError(f"zone {z}: {zone_pages} free pages listed, "
                                   f"counter says {state.zfree[z]}")
+        walked = longest_free_run(state.arrays(), z, zlo[z], zhi[z], n_max)
+        scanned = free_blocks(state.pcls, zlo[z], zhi[z], n_max, np.zeros(n_max + 1, np.int64))
+        if walked != scanned:
+            raise ValidationError(f"zone {z}: longest free run walked {walked}, "
+                                  f"scanned {scanned}")
     free_pages = state.pcls == 0
     stray = np.flatnonzero(free_pages & ~covered)
     if len(stray):
