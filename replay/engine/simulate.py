@@ -28,6 +28,7 @@ from replay.engine.observed import INCONSISTENCIES, OUT_BUDDY, SERIES_ORDERS, re
 from replay.engine.options import SimOptions
 from replay.engine.sweep import RunResult, run_configs
 from replay.engine.tables import output_tables
+from replay.engine.warmup import announce_and_compile
 from replay.kernel.fallbacks import ERA_NAMES
 
 SIM_DIR = "sim"
@@ -95,6 +96,7 @@ def run_sweep(dataset: Path, options: SimOptions, quiet: bool = False) -> SweepS
     dataset = Path(dataset)
     t0 = time.perf_counter()
     ctx = prepare(dataset, options)
+    announce_and_compile(options, quiet)
     # before the pool forks: its workers inherit the compiled observed replay
     observed = observed_end(ctx)
     results = run_configs(ctx, options.configurations(ctx.kernel_max_order), quiet)

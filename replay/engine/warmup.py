@@ -1,0 +1,60 @@
+"""The engine's one-time compile, announced. numba compiles the replays on their first
+use by a version of replay (tens of seconds, then cached under the replay cache
+directory, `ingest/cache.py`); a sweep that would compile first says so, on a terminal
+or not, and compiles on a three-event stream so that the wait is not mistaken for the
+replay."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from replay.engine.context import build_context
+from replay.engine.options import SimOptions
+from replay.engine.stream import ALLOC, DRAIN, RAW_FREE, TAKE, build_stream
+from replay.engine.sweep import Group, replay_group
+from replay.engine.world import Snapshots
+from replay.kernel import migratetypes, pagestate
+from replay.kernel.zones import ZONE_NORMAL
+from replay.progress import note
+
+#: The compiled entry points whose cache files say the engine was compiled.
+ENTRY_POINTS = ("simulated.replay_simulated", "observed.replay_observed")
+
+
+def engine_cached() -> bool:
+    """Whether numba's cache holds both replays for this version of the sources."""
+    root = Path(numba.config.CACHE_DIR or "")
+    return bool(numba.config.CACHE_DIR) and all(
+        next(root.rglob(f"{name}-*.nbi"), None) is not None for name in ENTRY_POINTS)
+
+
+def compile_engine(options: SimOptions) -> None:
+    """Compile both replays by running them on a three-event stream (a refill, an
+    allocation, a drain) with `options`' types."""
+    one = lambda *x: np.array(x, np.int64)  # noqa: E731
+    stream = build_stream(
+        np.array([TAKE, ALLOC, RAW_FREE, DRAIN], np.int8), one(0, 0, 0, 0), one(0, 0, 0, 0),
+        one(*[migratetypes.MOVABLE] * 4), one(*[ZONE_NORMAL] * 4),
+        np.full(4, pagestate.MOVABLE, np.uint8), np.zeros(4, bool), one(0, 1, 2, 3),
+        one(0, 1, 2, 3), None)
+    ctx = build_context(stream, Snapshots(None), options)
+    top = ctx.kernel_max_order
+    replay_group(ctx, Group("simulated", top, "none", ("none",), False))
+    replay_group(ctx, Group("observed", top, "free", ("linear",), True))
+
+
+def announce_and_compile(options: SimOptions, quiet: bool) -> None:
+    """When the engine is not compiled yet: say so, compile it, say how long it took."""
+    if engine_cached():
+        return
+    start = time.monotonic()
+    if not quiet:
+        note("replay: compiling the replay engine, once per version of replay (about a "
+             "minute on 2 cores)")
+    compile_engine(options)
+    if not quiet:
+        note(f"replay: compiled the replay engine in {time.monotonic() - start:.0f} s")
