@@ -147,11 +147,13 @@ def load_stream(dataset: Path, release: KernelRelease | None,
     # the class depends on (gfp names, migratetype): classify the few distinct pairs
     gnames = gnames + [None]
     key = gidx.astype(np.int64) * migratetypes.PCPTYPES + mt
-    uniq, inv = np.unique(key, return_inverse=True)
-    cls_u = np.array([pagestate.request_class(gnames[k // migratetypes.PCPTYPES],
-                                              int(k % migratetypes.PCPTYPES)) for k in uniq],
-                     dtype=np.uint8)
-    pclass = cls_u[inv.ravel()]
+    present = np.zeros(len(gnames) * migratetypes.PCPTYPES, bool)
+    present[key] = True  # a table over the few (gfp, migratetype) pairs: no sort
+    cls_of = np.zeros(len(present), np.uint8)
+    for k in np.flatnonzero(present):
+        cls_of[k] = pagestate.request_class(gnames[k // migratetypes.PCPTYPES],
+                                            int(k % migratetypes.PCPTYPES))
+    pclass = cls_of[key]
     folio = _per_value(gnames[:-1], lambda g: gfp.has(g, gfp.COMP_NAMES), 0)[gidx] == 1
     sel = np.flatnonzero(keep)
     ts = _ints(table, "ts_ns", 0)[sel]

@@ -400,16 +400,12 @@ def _online(stream: Stream, kind: np.ndarray, layout: Layout, snaps: Snapshots,
     if not len(frees):
         return 0
     # first event of the head page: a free seen before any other event of that pfn
-    first_idx: dict[int, int] = {}
-    touched = np.flatnonzero(stream.pfn >= 0)
-    pf = stream.pfn[touched]
-    _, first = np.unique(pf, return_index=True)
-    first_idx = dict(zip(pf[first].tolist(), touched[first].tolist()))
+    first = first_index(np.maximum(stream.pfn, 0), stream.pfn >= 0, int(stream.max_pfn) + 1)
     taken = 0
     for i in frees:
         if taken >= grown:
             break
-        if first_idx.get(int(stream.pfn[i])) == i:
+        if first[stream.pfn[i]] == i:
             kind[i] = ONLINE
             taken += 1 << top
     return taken
@@ -423,11 +419,14 @@ def _traced_pageblocks(stream: Stream, kind: np.ndarray, pb_mt: np.ndarray) -> N
     6.10's freelist hygiene) — except a claim's own TAKE, which carries the new type
     (replay/kernel/tracepoints.py); with neither, the block's first allocation."""
     pbo = orders.HPAGE_PMD_ORDER
-    sel = np.flatnonzero((kind == ALLOC) & (stream.pfn >= 0))
-    uniq, first = np.unique(stream.pfn[sel] >> pbo, return_index=True)
-    pb_mt[uniq] = stream.migratetype[sel[first]]
-    take = np.flatnonzero(kind == TAKE)
-    take = take[~_claim_takes(stream, take)]
+    nb = len(pb_mt)
+    blocks = np.maximum(stream.pfn, 0) >> pbo
+    first = first_index(blocks, (kind == ALLOC) & (stream.pfn >= 0), nb)
+    seen = np.flatnonzero(first >= 0)
+    pb_mt[seen] = stream.migratetype[first[seen]]
+    take = kind == TAKE
+    take[np.flatnonzero(take)[_claim_takes(stream, np.flatnonzero(take))]] = False
+    first_take = first_index(blocks, take, nb)
     fb = stream.fallbacks
     known = np.flatnonzero(fb.fallback_mt >= 0)
     # a fallback block of a pageblock or more had its type in every pageblock it spans
@@ -436,12 +435,29 @@ def _traced_pageblocks(stream: Stream, kind: np.ndarray, pb_mt: np.ndarray) -> N
     each = np.repeat(known, reps)
     offset = np.arange(len(each)) - np.repeat(np.cumsum(reps) - reps, reps)
     fb_blocks = (fb.pfn[each] >> pbo >> span.repeat(reps) << span.repeat(reps)) + offset
-    rows = np.concatenate([stream.row[take], fb.row[each]])
-    blocks = np.concatenate([stream.pfn[take] >> pbo, fb_blocks])
-    types = np.concatenate([stream.migratetype[take], fb.fallback_mt[each]])
-    by_row = np.argsort(rows, kind="stable")
-    uniq, first = np.unique(blocks[by_row], return_index=True)
-    pb_mt[uniq] = types[by_row[first]]
+    inside = fb_blocks < nb
+    first_fb = first_index(fb_blocks[inside], np.ones(int(inside.sum()), np.bool_), nb)
+    fb_row, fb_mt = fb.row[each[inside]], fb.fallback_mt[each[inside]]
+    never = np.iinfo(np.int64).max
+    row_take = np.where(first_take >= 0, stream.row[np.maximum(first_take, 0)], never)
+    row_fb = np.full(nb, never, np.int64)
+    by_fb = np.flatnonzero(first_fb >= 0)
+    row_fb[by_fb] = fb_row[first_fb[by_fb]]
+    by_take = np.flatnonzero((first_take >= 0) & (row_take < row_fb))
+    by_fb = by_fb[row_fb[by_fb] < row_take[by_fb]]
+    pb_mt[by_take] = stream.migratetype[first_take[by_take]]
+    pb_mt[by_fb] = fb_mt[first_fb[by_fb]]
+
+
+@numba.njit(cache=True)
+def first_index(keys, use, nkeys):
+    """Per key in [0, nkeys): the index of its first entry with `use` set, or -1 (a linear
+    pass where np.unique would sort)."""
+    out = np.full(nkeys, -1, np.int64)
+    for i in range(len(keys)):
+        if use[i] and out[keys[i]] < 0:
+            out[keys[i]] = i
+    return out
 
 
 def _claim_takes(stream: Stream, take: np.ndarray) -> np.ndarray:
