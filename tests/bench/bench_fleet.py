@@ -27,7 +27,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from timing import ROOT, repeated
+
 sys.path.insert(0, str(ROOT))
 
 
@@ -38,26 +39,6 @@ def sweep_seconds(address: str, dataset: Path, options) -> float:  # noqa: ANN00
     t = time.perf_counter()
     simulate_on_cluster(dataset, options, address, quiet=True)
     return time.perf_counter() - t
-
-
-def repeated(trace: Path, k: int, out: Path) -> Path:
-    """The ftrace text `trace` (.xz) played `k` times, each copy 1 s after the last."""
-    import lzma
-    import re
-
-    with lzma.open(trace, "rt") as f:
-        lines = f.read().splitlines(keepends=True)
-    head = [x for x in lines if x.startswith("#")]
-    body = [x for x in lines if not x.startswith("#")]
-    stamp = re.compile(r"(\s)(\d+\.\d+):")
-    last = float(stamp.search(body[-1]).group(2)) - float(stamp.search(body[0]).group(2))
-    with open(out, "w") as f:
-        f.writelines(head)
-        for i in range(k):
-            shift = i * (last + 1.0)
-            f.writelines(stamp.sub(lambda m, s=shift: f"{m.group(1)}{float(m.group(2)) + s:.6f}:",
-                                   x, count=1) for x in body)
-    return out
 
 
 def main() -> None:

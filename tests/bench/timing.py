@@ -55,3 +55,26 @@ def best(cmd: list[str], runs: int) -> Timing:
     """`timed` of the fastest of `runs` runs, after one untimed warm-up (page cache)."""
     timed(cmd)
     return min((timed(cmd) for _ in range(runs)), key=lambda r: r.wall)
+
+
+def repeated(trace: Path, k: int, out: Path) -> Path:
+    """The ftrace text `trace` (plain or .xz) played `k` times into `out`, each copy 1 s
+    after the last: a load of k times the events (the copies' allocations of pages the
+    previous copy left allocated are inconsistencies to the replay, counted and skipped)."""
+    import lzma
+    import re
+
+    opener = lzma.open if trace.suffix == ".xz" else open
+    with opener(trace, "rt") as f:
+        lines = f.read().splitlines(keepends=True)
+    head = [x for x in lines if x.startswith("#")]
+    body = [x for x in lines if not x.startswith("#")]
+    stamp = re.compile(r"(\s)(\d+\.\d+):")
+    last = float(stamp.search(body[-1]).group(2)) - float(stamp.search(body[0]).group(2))
+    with open(out, "w") as f:
+        f.writelines(head)
+        for i in range(k):
+            shift = i * (last + 1.0)
+            f.writelines(stamp.sub(lambda m, s=shift: f"{m.group(1)}{float(m.group(2)) + s:.6f}:",
+                                   x, count=1) for x in body)
+    return out
