@@ -163,6 +163,14 @@ def test_baseline_meets_the_fidelity_bounds_on_each_kernel_era(tmp_path, name):
     assert checked >= 2
 
 
+def assert_end_free_pages_per_type(z) -> None:
+    """The baseline's free pages per migratetype at the end within 10 % (or 128 pages) of
+    the end pagetypeinfo: the fallbacks moved the right blocks between the lists."""
+    for name, pair in z.end_type_blocks.items():
+        m, k = (sum(c << o for o, c in enumerate(v)) for v in (pair.model, pair.proc))
+        assert abs(m - k) <= max(128, 0.1 * k), (z.zone, name, m, k)
+
+
 def test_kpageflags_world_meets_the_fidelity_bounds(tmp_path):
     """A live `replay record --kpageflags` recording whose workload ran the Reclaimable and
     Unmovable free lists dry (9 extfrag claims): untouched memory from kpageflags, pageblock
@@ -186,6 +194,7 @@ def test_kpageflags_world_meets_the_fidelity_bounds(tmp_path):
     for o in range(4, len(normal.end_blocks.proc)):
         m, k = normal.end_blocks.model[o], normal.end_blocks.proc[o]
         assert abs(m - k) <= max(16, 0.1 * k), (o, m, k)
+    assert_end_free_pages_per_type(normal)
 
 
 def test_model_at_a_lower_max_order_agrees_with_a_kernel_built_with_it(tmp_path):

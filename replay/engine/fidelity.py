@@ -4,8 +4,9 @@ world against the kernel's own /proc snapshots and the trace.
 What each figure can show: start free pages / blocks per order are the world's seeding
 against start buddyinfo — equal by construction where seeded from it (a check of the
 seeding, not evidence), informative only with kpageflags or where the trace's own pages
-disagree; start free blocks per migratetype against start pagetypeinfo test the typing of
-pageblocks with kpageflags (seeded from pagetypeinfo otherwise); end free pages / blocks per order (the baseline replay against end buddyinfo)
+disagree; free blocks per migratetype against pagetypeinfo, at the start, test the typing
+of pageblocks (the seeding follows buddyinfo per order, not the types) and at the end the
+fallbacks that moved blocks between the lists; end free pages / blocks per order (the baseline replay against end buddyinfo)
 are the real test of the replay; outcomes agreement (requests above
 PAGE_ALLOC_COSTLY_ORDER served or failed as traced) can only fail one way, since traced
 failures are never served; fallbacks against mm_page_alloc_extfrag compare the model's
@@ -23,6 +24,7 @@ import numpy as np
 from replay.engine.measures import indices
 from replay.engine.world import NORDERS, Snapshots, World
 from replay.kernel import migratetypes
+from replay.kernel.procfs import PageTypeInfo
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class ZoneFidelity:
     start_free_pages: Pair
     start_blocks: Pair
     start_type_blocks: dict[str, Pair]  # per migratetype: model vs start pagetypeinfo
+    end_type_blocks: dict[str, Pair]  # per migratetype: the baseline vs end pagetypeinfo
     end_free_pages: Pair
     end_blocks: Pair
     end_blocks_observed: list[int]
@@ -108,9 +111,20 @@ def zone_label(world: World, z: int) -> str:
     return zone.name if len(nodes) == 1 else zone.key
 
 
+def _by_type(model: np.ndarray, proc: PageTypeInfo | None, key: str) -> dict[str, Pair]:
+    """Free blocks per order of each migratetype (model: order x engine migratetype)
+    beside pagetypeinfo's."""
+    types = proc.free.get(key, {}) if proc else {}
+    names = migratetypes.NAMES_4_4[:migratetypes.PCPTYPES]
+    return {name: Pair(_blocks([int(x) for x in model[:, mt]]), _blocks(types.get(name)))
+            for mt, name in enumerate(names)}
+
+
 def zone_fidelity(world: World, snaps: Snapshots, end_sim: np.ndarray,
-                  end_observed: np.ndarray, end_pcp: np.ndarray) -> dict[str, ZoneFidelity]:
-    """Per zone: world and baseline against start/end buddyinfo and end zoneinfo."""
+                  end_observed: np.ndarray, end_pcp: np.ndarray,
+                  end_types: np.ndarray) -> dict[str, ZoneFidelity]:
+    """Per zone: world and baseline against start/end buddyinfo, pagetypeinfo and end
+    zoneinfo."""
     out = {}
     end_pcp_proc = {z.key: z.pcp_pages for z in snaps.end_zoneinfo or []}
     for z, zone in enumerate(world.layout.zones):
@@ -119,17 +133,16 @@ def zone_fidelity(world: World, snaps: Snapshots, end_sim: np.ndarray,
         start_model = world.start_blocks[z].tolist()
         end_model = [int(x) for x in end_sim[z][:NORDERS]] + [0] * max(0, NORDERS - end_sim.shape[1])
         ui, fi = _index_pair(end_model, end_proc)
-        types = (snaps.start_pagetypeinfo.free.get(zone.key, {})
-                 if snaps.start_pagetypeinfo else {})
-        by_type = {name: Pair(world.start_type_blocks[z, mt].tolist(), _blocks(types.get(name)))
-                   for mt, name in enumerate(migratetypes.NAMES_4_4[:migratetypes.PCPTYPES])}
         out[zone_label(world, z)] = ZoneFidelity(
             zone=zone.key, managed=zone.managed, world_pages=int(world.world_pages[z]),
             seen_pages=int(world.seen_pages[z]),
             seeded_blocks_wanted=world.seeded[z, 0].tolist(),
             seeded_blocks_placed=world.seeded[z, 1].tolist(),
             start_free_pages=Pair(_pages(start_model), _pages(start_proc)),
-            start_blocks=Pair(start_model, start_proc), start_type_blocks=by_type,
+            start_blocks=Pair(start_model, start_proc),
+            start_type_blocks=_by_type(world.start_type_blocks[z].T, snaps.start_pagetypeinfo,
+                                       zone.key),
+            end_type_blocks=_by_type(end_types[z], snaps.end_pagetypeinfo, zone.key),
             end_free_pages=Pair(_pages(end_model), _pages(end_proc)),
             end_blocks=Pair(end_model, end_proc),
             end_blocks_observed=end_observed[z].tolist(),
@@ -161,13 +174,13 @@ def fidelity_lines(fid: Fidelity) -> list[str]:
                     continue
                 lines.append(f"  {label} {who}".ljust(30) + "".join(f"{v:>8}" for v in vals)
                              + f"{_pages(vals):>10}")
-        if not fid.world_estimate:  # seeded from pagetypeinfo otherwise: equal by construction
-            for name, pair in z.start_type_blocks.items():
-                if pair.proc is not None:
-                    lines.append(f"  start {name} model".ljust(30) + "".join(
-                        f"{v:>8}" for v in pair.model) + f"{_pages(pair.model):>10}")
-                    lines.append(f"  start {name} pagetypeinfo".ljust(30) + "".join(
-                        f"{v:>8}" for v in pair.proc) + f"{_pages(pair.proc):>10}")
+        for label, by_type in (("start", z.start_type_blocks), ("end", z.end_type_blocks)):
+            for name, pair in by_type.items():
+                if pair.proc is None:
+                    continue
+                for who, vals in (("model", pair.model), ("pagetypeinfo", pair.proc)):
+                    lines.append(f"  {label} {name} {who}".ljust(30) + "".join(
+                        f"{v:>8}" for v in vals) + f"{_pages(vals):>10}")
         if z.end_free_pages.proc:
             err = z.end_free_pages.model - z.end_free_pages.proc
             lines.append(f"  end free pages: model {z.end_free_pages.model} vs buddyinfo "

@@ -73,7 +73,8 @@ def measure_fidelity(ctx: Context, base: RunResult, end_observed: np.ndarray) ->
     sim_ok = base.out == OUT_BUDDY
     agree = int((real_ok == sim_ok).sum())
     assert base.counters is not None and base.end_blocks is not None
-    zones = zone_fidelity(ctx.world, ctx.snaps, base.end_blocks, end_observed, base.end_pcp)
+    zones = zone_fidelity(ctx.world, ctx.snaps, base.end_blocks, end_observed, base.end_pcp,
+                          base.end_type_blocks)
     notes = list(ctx.world.notes)
     if not s.pcp_traced:
         notes.append("the trace lacks mm_page_alloc_zone_locked / mm_page_pcpu_drain: the "

@@ -61,6 +61,7 @@ class RunResult:
     counters: np.ndarray | None = None  # simulated: buddy counters
     inconsistencies: np.ndarray | None = None  # observed
     end_blocks: np.ndarray | None = None  # simulated: zone x order
+    end_type_blocks: np.ndarray | None = None  # simulated: zone x order x migratetype
     end_pcp: np.ndarray | None = None  # simulated: per-CPU pages per zone at the end
     shared_from: Config | None = None  # the configuration whose replay this is, if another
 
@@ -163,6 +164,7 @@ def replay_group(ctx: Context, group: Group) -> list[RunResult]:
             ser_at[k] = len(s.kind)
         extra["counters"] = state.ctr.copy()
         extra["end_blocks"] = state.nr_free.sum(axis=2)
+        extra["end_type_blocks"] = state.nr_free.copy()
         extra["end_pcp"] = np.array([int((state.pcls[lo:hi] == PCP).sum())
                                      for lo, hi in zip(ctx.zlo, ctx.zhi)], np.int64)
     keep = ser_at >= 0
