@@ -100,9 +100,9 @@ class Stream:
         return (self.kind == ALLOC) & (self.pfn < 0)
 
 
-def _codes(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
+def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[list, np.ndarray]:
     """(dictionary values, index per row); a null row indexes one past the last value."""
-    arr = column.combine_chunks()
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_encode()
     return (arr.dictionary.to_pylist(),
@@ -114,21 +114,66 @@ def _per_value(values: list, fn, default: int) -> np.ndarray:
     return np.array([fn(v) for v in values] + [default], dtype=np.int64)
 
 
-def _ints(table: pa.Table, name: str, null: int) -> np.ndarray:
-    return table.column(name).fill_null(null).to_numpy(zero_copy_only=False).astype(np.int64)
+def _ints(table: pa.Table | pa.RecordBatch, name: str, null: int) -> np.ndarray:
+    return table.column(name).fill_null(null).to_numpy(zero_copy_only=False).astype(
+        np.int64, copy=False)
+
+
+#: Rows of events.parquet decoded at a time: the temporaries of one batch, not of the
+#: whole trace, add to the loader's peak memory.
+BATCH_ROWS = 1 << 18
+
+_COLUMNS = ["event", "pfn", "page", "order", "migratetype", "gfp_flags", "ts_ns",
+            "fallback_order", "fallback_migratetype"]
+#: dtypes of the entries `_decode` returns (build_stream's arguments, in order)
+_ENTRY_DTYPES = (np.int8, np.int64, np.int64, np.int64, np.int64, np.uint8, np.bool_,
+                 np.int64, np.int64)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One batch of rows as stream entries (the kept rows) and its counts."""
+
+    entries: tuple[np.ndarray, ...]  # kind, pfn, order, mt, zone, pclass, folio, ts, row
+    fallbacks: TracedFallbacks
+    extfrag: int
+    unplaceable: int
 
 
 def load_stream(dataset: Path, release: KernelRelease | None,
                 enabled: frozenset[str] = frozenset()) -> Stream:
     """Read `DATASET/events.parquet` into a `Stream`, with `release`'s rules; `enabled`
-    names the events the recording enabled, where known (`replay.dataset.recorded_events`)."""
+    names the events the recording enabled, where known (`replay.dataset.recorded_events`).
+    Rows are decoded BATCH_ROWS at a time into arrays of the whole trace's length."""
     path = Path(dataset) / EVENTS_FILE
-    cols = ["event", "pfn", "page", "order", "migratetype", "gfp_flags", "ts_ns",
-            "fallback_order", "fallback_migratetype"]
     try:
-        table = pq.read_table(path, columns=cols)
+        pf = pq.ParquetFile(path)
+        total = pf.metadata.num_rows
+        out = [np.empty(total, t) for t in _ENTRY_DTYPES]
+        fallbacks: list[TracedFallbacks] = []
+        rows = kept = extfrag = unplaceable = 0
+        for batch in pf.iter_batches(BATCH_ROWS, columns=_COLUMNS):
+            part = _decode(batch, rows, release)
+            n = len(part.entries[0])
+            for whole, piece in zip(out, part.entries):
+                whole[kept:kept + n] = piece
+            kept += n
+            rows += batch.num_rows
+            fallbacks.append(part.fallbacks)
+            extfrag += part.extfrag
+            unplaceable += part.unplaceable
     except (OSError, pa.ArrowInvalid) as e:
         raise InputError(path, f"unreadable events: {e}") from None
+    traced = TracedFallbacks(*(np.concatenate(x) for x in zip(
+        *((f.row, f.pfn, f.fallback_order, f.fallback_mt)
+          for f in [TracedFallbacks.none(), *fallbacks]))))
+    return build_stream(*(x[:kept] for x in out), release, extfrag=extfrag,
+                        unplaceable=unplaceable, events=rows, fallbacks=traced,
+                        drains_enabled=tracepoints.PCPU_DRAIN in enabled)
+
+
+def _decode(table: pa.RecordBatch, offset: int, release: KernelRelease | None) -> _Part:
+    """One batch of events.parquet rows (the first at row `offset`) as stream entries."""
     names, ecode = _codes(table.column("event"))
     kind = _per_value(names, lambda x: _EVENT_KIND.get(x, _DROP), _DROP).astype(np.int8)[ecode]
     is_extfrag = _per_value(names, lambda x: x == tracepoints.EXTFRAG, 0)[ecode] == 1
@@ -136,12 +181,13 @@ def load_stream(dataset: Path, release: KernelRelease | None,
     failed = tracepoints.allocation_failed(pfn_col, page_col) & (kind == ALLOC)
     unplaced = tracepoints.unplaceable(pfn_col, page_col) & (kind != _DROP)
     pfn = _ints(table, "pfn", -1)
-    keep = (kind != _DROP) & ~unplaced & ((pfn >= 0) | failed)
-    order = np.clip(_ints(table, "order", 0), 0, orders.MAX_ORDER_LIMIT)
+    sel = np.flatnonzero((kind != _DROP) & ~unplaced & ((pfn >= 0) | failed))
+    order = np.clip(_ints(table, "order", 0)[sel], 0, orders.MAX_ORDER_LIMIT)
     gnames, gidx = _codes(table.column("gfp_flags"))
-    traced_mt = migratetypes.to_engine(_ints(table, "migratetype", -1), release)
+    gidx = gidx[sel]
+    traced_mt = migratetypes.to_engine(_ints(table, "migratetype", -1)[sel], release)
     derived_mt = _per_value(gnames, gfp.migratetype, migratetypes.UNMOVABLE)[gidx]
-    mt = np.where(traced_mt >= 0, traced_mt, np.where(kind == ALLOC, derived_mt,
+    mt = np.where(traced_mt >= 0, traced_mt, np.where(kind[sel] == ALLOC, derived_mt,
                                                        migratetypes.UNMOVABLE))
     zone = _per_value(gnames, gfp.zone_type, ZONE_NORMAL)[gidx]
     # the class depends on (gfp names, migratetype): classify the few distinct pairs
@@ -153,21 +199,15 @@ def load_stream(dataset: Path, release: KernelRelease | None,
     for k in np.flatnonzero(present):
         cls_of[k] = pagestate.request_class(gnames[k // migratetypes.PCPTYPES],
                                             int(k % migratetypes.PCPTYPES))
-    pclass = cls_of[key]
     folio = _per_value(gnames[:-1], lambda g: gfp.has(g, gfp.COMP_NAMES), 0)[gidx] == 1
-    sel = np.flatnonzero(keep)
-    ts = _ints(table, "ts_ns", 0)[sel]
     ef = np.flatnonzero(is_extfrag & (pfn >= 0))
     fallbacks = TracedFallbacks(
-        ef.astype(np.int64), pfn[ef],
+        ef.astype(np.int64) + offset, pfn[ef],
         np.clip(_ints(table, "fallback_order", 0)[ef], 0, orders.MAX_ORDER_LIMIT),
         migratetypes.to_engine(_ints(table, "fallback_migratetype", -1)[ef], release))
-    return build_stream(kind[sel], np.where(failed[sel], -1, pfn[sel]), order[sel], mt[sel],
-                        zone[sel], pclass[sel], folio[sel], ts, sel.astype(np.int64),
-                        release,
-                        extfrag=int(is_extfrag.sum()), unplaceable=int(unplaced.sum()),
-                        events=table.num_rows, fallbacks=fallbacks,
-                        drains_enabled=tracepoints.PCPU_DRAIN in enabled)
+    entries = (kind[sel], np.where(failed[sel], -1, pfn[sel]), order, mt, zone, cls_of[key],
+               folio, _ints(table, "ts_ns", 0)[sel], sel.astype(np.int64) + offset)
+    return _Part(entries, fallbacks, int(is_extfrag.sum()), int(unplaced.sum()))
 
 
 def build_stream(kind: np.ndarray, pfn: np.ndarray, order: np.ndarray, mt: np.ndarray,
@@ -190,13 +230,18 @@ def build_stream(kind: np.ndarray, pfn: np.ndarray, order: np.ndarray, mt: np.nd
         kind[(kind == TAKE) | (kind == DRAIN)] = _DROP
     out = kind != _DROP
     return Stream(
-        kind=kind[out], pfn=pfn[out].astype(np.int64), order=order[out].astype(np.int64),
-        migratetype=mt[out].astype(np.int64), zone_type=zone[out].astype(np.int64),
-        pclass=pclass[out].astype(np.uint8), folio=folio[out].astype(bool), ts_ns=ts[out],
-        row=row[out],
+        kind=kind[out], pfn=_kept(pfn, out, np.int64), order=_kept(order, out, np.int64),
+        migratetype=_kept(mt, out, np.int64), zone_type=_kept(zone, out, np.int64),
+        pclass=_kept(pclass, out, np.uint8), folio=_kept(folio, out, np.bool_),
+        ts_ns=ts[out], row=row[out],
         extfrag=extfrag, batched_ignored=ignored, unplaceable=unplaceable,
         events=len(kind) if events is None else events, pcp_traced=pcp_traced,
         release=release, fallbacks=fallbacks or TracedFallbacks.none())
+
+
+def _kept(values: np.ndarray, out: np.ndarray, dtype: type) -> np.ndarray:
+    """values[out] as `dtype`, converted in one copy."""
+    return values[out].astype(dtype, copy=False)
 
 
 @numba.njit(cache=True)
