@@ -7,16 +7,15 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from replay.report.html import _CSS as CSS
-from replay.report.html import _table as html_table
-from replay.report.markdown import _table as markdown_table
-from replay.report.tables import Table, _c
+from replay.report.html import page, table_html
+from replay.report.markdown import table_markdown
+from replay.report.tables import Table, columns
 
 TITLE = "Can the fleet's buddy allocator max order be lowered?"
 
 
 def machine_table(rep: dict[str, Any]) -> Table:
-    return Table("machines", "Machines", _c(
+    return Table("machines", "Machines", columns(
         ("trace", "trace", "text"), ("status", "status", "text"), ("kernel", "kernel", "text"),
         ("duration_s", "seconds", "float"), ("events", "events"),
         ("max_order", "its max order"), ("enough_evidence", "enough evidence", "bool"),
@@ -37,7 +36,7 @@ def held_back_table(rep: dict[str, Any]) -> Table:
                                      f" {k['impossible']} impossible)" for k in m["classes"]),
                 "call_paths": "; ".join(f"order {p['order']} ×{p['requests']}: {p['path']}"
                                         for p in m["call_paths"])})
-    return Table("held_back", "Who holds each lower N back", _c(
+    return Table("held_back", "Who holds each lower N back", columns(
         ("max_order", "N"), ("trace", "machine", "text"), ("reasons", "why not", "text"),
         ("classes", "requesters memarea cannot serve", "text"),
         ("call_paths", "busiest call paths above N", "text")), rows,
@@ -48,22 +47,22 @@ def held_back_table(rep: dict[str, Any]) -> Table:
 def combined_tables(rep: dict[str, Any]) -> list[Table]:
     c = rep["combined"]
     return [
-        Table("fleet_orders", "Demand per order, the fleet summed", _c(
+        Table("fleet_orders", "Demand per order, the fleet summed", columns(
             ("order", "order"), ("traces", "traces"), ("requests", "requests"),
             ("failed", "failed"), ("pages", "pages"), ("atomic", "cannot sleep"),
             ("can_sleep", "can sleep")), c["fleet_orders"]),
-        Table("orders", "Demand per order and trace", _c(
+        Table("orders", "Demand per order and trace", columns(
             ("trace", "trace", "text"), ("order", "order"), ("requests", "requests"),
             ("failed", "failed"), ("pages", "pages"), ("rate_per_s", "requests/s", "float"),
             ("atomic", "cannot sleep"), ("can_sleep", "can sleep")), c["orders"]),
-        Table("candidates", "Candidate max orders per trace", _c(
+        Table("candidates", "Candidate max orders per trace", columns(
             ("trace", "trace", "text"), ("max_order", "N"),
             ("requests_above", "requests > N"), ("fallback_requests", "fall back"),
             ("memarea_requests", "must be contiguous"), ("impossible", "impossible"),
             ("satisfied_lower_bound", "✓ 95% lower bound", "pct"),
             ("cost_p99_ms", "memarea p99 ms", "float"), ("net_gain_ms", "net gain ms", "float"),
             ("meets", "meets bar", "bool")), c["candidate_rows"]),
-        Table("requesters", "Requesters by kind per trace", _c(
+        Table("requesters", "Requesters by kind per trace", columns(
             ("trace", "trace", "text"), ("title", "class", "text"), ("orders", "orders", "text"),
             ("requests", "requests"), ("failed", "failed"), ("cannot_sleep", "cannot sleep")),
             c["requester_classes"]),
@@ -76,11 +75,11 @@ def delta_tables(rep: dict[str, Any]) -> list[Table]:
         return []
     a, b = d["a"], d["b"]
     return [
-        Table("delta_orders", f"Demand per order: {b} against {a}", _c(
+        Table("delta_orders", f"Demand per order: {b} against {a}", columns(
             ("order", "order"), ("requests_a", f"requests {a}"), ("requests_b", f"{b}"),
             ("requests_delta", "Δ"), ("failed_a", f"failed {a}"), ("failed_b", f"{b}"),
             ("failed_delta", "Δ"), ("pages_delta", "pages Δ")), d["orders"]),
-        Table("delta_candidates", f"Candidates: {b} against {a}", _c(
+        Table("delta_candidates", f"Candidates: {b} against {a}", columns(
             ("max_order", "N"), ("meets_a", f"meets {a}", "bool"),
             ("meets_b", f"meets {b}", "bool"), ("requests_above_delta", "requests > N Δ"),
             ("memarea_requests_delta", "must be contiguous Δ"),
@@ -111,7 +110,7 @@ def render_markdown(rep: dict[str, Any]) -> str:
              f"Bar: {rep['options']['bar']['text']}.\n",
              "".join(f"- {line}\n" for line in _failed_lines(rep)),
              f"_{rep['max_order_readings']}_\n"]
-    parts += [f"## {t.title}\n\n{markdown_table(t)}" for t in all_tables(rep)]
+    parts += [f"## {t.title}\n\n{table_markdown(t)}" for t in all_tables(rep)]
     parts.append(f"\n{rep['tool']} · generated {rep['generated']} · every figure, and each "
                  "trace's whole report, in the .json file beside this one\n")
     return "\n".join(parts)
@@ -128,12 +127,9 @@ def render_html(rep: dict[str, Any]) -> str:
         f'<p><b>Bar:</b> {escape(rep["options"]["bar"]["text"])}.</p>'
         f"<ul>{failed}</ul></div>",
         f'<p class="note">{escape(rep["max_order_readings"])}</p>',
-        *(f"<section><h2>{escape(t.title)}</h2>{html_table(t)}</section>"
+        *(f"<section><h2>{escape(t.title)}</h2>{table_html(t)}</section>"
           for t in all_tables(rep)),
         f'<footer>{escape(rep["tool"])} · generated {escape(rep["generated"])} · every '
         "figure, and each trace's whole report, in the .json file beside this page</footer>",
     ])
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>replay fleet report</title><style>{CSS}</style></head>"
-            f"<body><main>{body}</main></body></html>\n")
+    return page("replay fleet report", body)

@@ -33,7 +33,8 @@ footer{color:#666;font-size:12px;margin-top:28px;border-top:1px solid #ddd;paddi
 """
 
 
-def _table(t: Table) -> str:
+def table_html(t: Table) -> str:
+    """One table as HTML (its note below it); the fleet report prints its tables with it."""
     head = "".join(f'<th class="{_cls(c.kind, c.key)}">{escape(c.header)}</th>'
                    for c in t.columns)
     body = "".join(
@@ -83,33 +84,33 @@ def render_html(rep: dict[str, Any], plots: dict[str, str]) -> str:
         f'<p class="big">{escape(headline)}</p>'
         f'<p><b>Bar:</b> {escape(rec["bar"]["text"])}.</p><ul>{evidence}</ul></div>'
         f'<figure>{plots.get("success_per_policy", "")}</figure></div>'
-        f'{_table(t["verdicts"])}<h3>{escape(t["constraints"].title)}</h3>'
-        f'{_table(t["constraints"])}</div>'
+        f'{table_html(t["verdicts"])}<h3>{escape(t["constraints"].title)}</h3>'
+        f'{table_html(t["constraints"])}</div>'
     )
     caveats = "".join(f"<li>{escape(c)}</li>" for c in rep["caveats"])
-    who = "".join(f"<h3>{escape(t[k].title)}</h3>{_table(t[k])}"
+    who = "".join(f"<h3>{escape(t[k].title)}</h3>{table_html(t[k])}"
                   for k in ("processes", "gfp", "call_paths") if k in t)
     body = "".join([
         f"<h1>Can the buddy allocator's max order be lowered?</h1>"
         f'<p class="sub">{escape(rep["provenance"]["title"])}</p>',
         verdict,
         f'<p class="note">{escape(rep["max_order_readings"])}</p>',
-        _section("Provenance", _table(t["provenance"])),
+        _section("Provenance", table_html(t["provenance"])),
         _section("Demand", f'<div class="grid"><figure>{plots.get("order_histogram", "")}</figure>'
-                 f'<div>{_table(t["orders"])}</div></div>', who),
-        _section("Requesters by kind", _table(t["requesters"])),
+                 f'<div>{table_html(t["orders"])}</div></div>', who),
+        _section("Requesters by kind", table_html(t["requesters"])),
         _section("Candidate max orders",
                  _figures(plots, "requests_above", "cost_distribution"),
-                 _table(t["candidates"]),
-                 f"<h3>{escape(t['class_outcomes'].title)}</h3>{_table(t['class_outcomes'])}",
+                 table_html(t["candidates"]),
+                 f"<h3>{escape(t['class_outcomes'].title)}</h3>{table_html(t['class_outcomes'])}",
                  "<details><summary>Every configuration (mode × policy × search)</summary>"
-                 f"{_table(t['configs'])}</details>",
-                 f"<h3>{escape(t['buddy'].title)}</h3>{_table(t['buddy'])}"),
+                 f"{table_html(t['configs'])}</details>",
+                 f"<h3>{escape(t['buddy'].title)}</h3>{table_html(t['buddy'])}"),
         _section("Fragmentation",
                  _figures(plots, "fragindex_over_time", "largest_free_over_time"),
-                 _table(t["fragmentation"])),
-        _section("Model fidelity", _table(t["fidelity"]),
-                 f"<h3>{escape(t['end_blocks'].title)}</h3>{_table(t['end_blocks'])}"),
+                 table_html(t["fragmentation"])),
+        _section("Model fidelity", table_html(t["fidelity"]),
+                 f"<h3>{escape(t['end_blocks'].title)}</h3>{table_html(t['end_blocks'])}"),
         _section("Caveats", f'<ul class="caveats">{caveats}</ul>'),
         f'<footer>{escape(rep["tool"])} · generated {escape(rep["generated"])} · '
         f'sweep: max orders {escape(_list(rep["options"]["max_orders"]))}, searches '
@@ -117,10 +118,14 @@ def render_html(rep: dict[str, Any], plots: dict[str, str]) -> str:
         f'{escape(_list(rep["options"]["policies"]))} · every figure in the .json file '
         "beside this page</footer>",
     ])
-    title = escape(f"replay report: {rep['provenance']['title']}")
+    return page(f"replay report: {rep['provenance']['title']}", body)
+
+
+def page(title: str, body: str) -> str:
+    """A self-contained page in the reports' style around `body` (HTML); `title` is text."""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>{title}</title><style>{_CSS}</style></head>"
+            f"<title>{escape(title)}</title><style>{_CSS}</style></head>"
             f"<body><main>{body}</main></body></html>\n")
 
 

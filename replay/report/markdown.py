@@ -17,7 +17,8 @@ def _cell(row: dict[str, Any], c: Column) -> str:
     return f"[{text}]({url})" if url else text
 
 
-def _table(t: Table) -> str:
+def table_markdown(t: Table) -> str:
+    """One table as Markdown (its note below it); the fleet report prints its tables with it."""
     if not t.rows:
         return "(none in this trace)\n"
     headers = [c.header or "·" for c in t.columns]
@@ -39,13 +40,13 @@ def render_markdown(rep: dict[str, Any]) -> str:
         f"**{rec['headline']}**\n",
         f"Bar: {rec['bar']['text']}.\n",
         "".join(f"- {e}\n" for e in rec["notes"]),
-        _table(t["verdicts"]),
+        table_markdown(t["verdicts"]),
         f"_{rep['max_order_readings']}_\n",
     ]
     for key in t:
         if key == "verdicts":
             continue
-        parts.append(f"## {t[key].title}\n\n{_table(t[key])}")
+        parts.append(f"## {t[key].title}\n\n{table_markdown(t[key])}")
     parts.append("## Caveats\n\n" + "".join(f"- {c}\n" for c in rep["caveats"]))
     parts.append(f"\n{rep['tool']} · generated {rep['generated']} · plots in the .html file "
                  "beside this one, every figure in the .json file\n")

@@ -47,39 +47,40 @@ def cell(value: Any, kind: str) -> str:
     return str(value)
 
 
-def _c(*specs: tuple[str, str, str] | tuple[str, str]) -> tuple[Column, ...]:
+def columns(*specs: tuple[str, str, str] | tuple[str, str]) -> tuple[Column, ...]:
+    """Columns from `(key, header[, kind])` tuples (the fleet report's tables use it too)."""
     return tuple(Column(*s) for s in specs)
 
 
 def provenance_table(fig: dict[str, Any]) -> Table:
     p = fig["provenance"]
     rows = [{"what": k, "value": v} for k, v in p["summary"]]
-    return Table("provenance", "Provenance", _c(("what", "", "text"), ("value", "", "text")),
+    return Table("provenance", "Provenance", columns(("what", "", "text"), ("value", "", "text")),
                  rows)
 
 
 def demand_tables(fig: dict[str, Any]) -> list[Table]:
     d = fig["demand"]
     tables = [
-        Table("orders", "Demand per order", _c(
+        Table("orders", "Demand per order", columns(
             ("order", "order"), ("requests", "requests"), ("failed", "failed"),
             ("pages", "pages"), ("rate_per_s", "requests/s", "float"),
             ("atomic", "cannot sleep"), ("can_sleep", "can sleep")), d["orders"],
             "mm_page_alloc events; failed: no page returned. Cannot sleep: in irq context, "
             "GFP_ATOMIC, or no direct reclaim otherwise (GFP_NOWAIT, GFP_TRANSHUGE_LIGHT); "
             "can sleep: __GFP_DIRECT_RECLAIM."),
-        Table("processes", f"Who asks: threads (orders ≥ {d['high_order']})", _c(
+        Table("processes", f"Who asks: threads (orders ≥ {d['high_order']})", columns(
             ("comm", "comm", "text"), ("pid", "pid"), ("requests", "requests"),
             ("max_order", "largest order"), ("pages", "pages"), ("failed", "failed")),
             d["processes"]),
-        Table("gfp", f"Who asks: gfp flags (orders ≥ {d['high_order']})", _c(
+        Table("gfp", f"Who asks: gfp flags (orders ≥ {d['high_order']})", columns(
             ("gfp_flags", "gfp_flags", "text"), ("requests", "requests"),
             ("min_order", "orders from"), ("max_order", "to"), ("failed", "failed")),
             d["gfp"]),
     ]
     if d.get("call_paths"):
         tables.append(Table("call_paths", f"Who asks: call paths (orders ≥ {d['high_order']})",
-                            _c(("order", "order"), ("requests", "requests"),
+                            columns(("order", "order"), ("requests", "requests"),
                                ("path", "call path (callee ← caller)", "text")),
                             d["call_paths"]))
     return tables
@@ -104,7 +105,7 @@ def candidate_table(fig: dict[str, Any]) -> Table:
              ("net_gain_ms", "net gain ms", "float"),
              ("pageblock_order", "pageblock order"), ("fallbacks", "migratetype fallbacks"),
              ("meets", "meets bar", "bool")]
-    return Table("candidates", "Candidate max orders", _c(*cols), fig["candidate_rows"],
+    return Table("candidates", "Candidate max orders", columns(*cols), fig["candidate_rows"],
                  "Fall back: requests above N whose caller retries with smaller pages; "
                  "must be contiguous: those memarea must serve; impossible: those that "
                  "must be contiguous but cannot sleep. ✓ 95% lower bound: Wilson bound of "
@@ -118,7 +119,7 @@ def candidate_table(fig: dict[str, Any]) -> Table:
 
 
 def requester_table(fig: dict[str, Any]) -> Table:
-    return Table("requesters", "Requesters by kind", _c(
+    return Table("requesters", "Requesters by kind", columns(
         ("title", "class", "text"), ("orders", "orders", "text"), ("requests", "requests"),
         ("pages", "pages"), ("failed", "failed"), ("cannot_sleep", "cannot sleep"),
         ("when_unavailable", "without the order", "text"),
@@ -135,7 +136,7 @@ def class_outcome_table(fig: dict[str, Any]) -> Table:
         for k in c["classes"]:
             rows.append({"max_order": c["max_order"], **k})
     return Table("class_outcomes", "Per candidate N and class: what happens to each request",
-                 _c(("max_order", "N"), ("title", "class", "text"), ("requests", "requests"),
+                 columns(("max_order", "N"), ("title", "class", "text"), ("requests", "requests"),
                     ("buddy", "buddy"), ("failed_in_kernel", "failed (as in kernel)"),
                     ("fallback", "fall back"), ("fallback_pages", "pages lost"),
                     ("contiguous", "must be contiguous"),
@@ -152,14 +153,14 @@ def class_outcome_table(fig: dict[str, Any]) -> Table:
 
 
 def constraint_table(fig: dict[str, Any]) -> Table:
-    return Table("constraints", "Hard constraints", _c(
+    return Table("constraints", "Hard constraints", columns(
         ("name", "constraint", "text"), ("min_order", "N at least"),
         ("why", "why", "text"), ("source", "source", "link")),
         fig["recommendation"]["constraints"])
 
 
 def config_table(fig: dict[str, Any]) -> Table:
-    return Table("configs", "Every configuration", _c(
+    return Table("configs", "Every configuration", columns(
         ("max_order", "N"), ("mode", "mode", "text"), ("policy", "policy", "text"),
         ("search", "search", "text"), ("requests", "requests"),
         ("satisfied_share", "satisfied", "pct"), ("memarea_free", "free"),
@@ -175,7 +176,7 @@ def config_table(fig: dict[str, Any]) -> Table:
 
 def buddy_table(fig: dict[str, Any]) -> Table:
     rows = [{**r, "label": "traced kernel" if r["baseline"] else ""} for r in fig["buddy"]]
-    return Table("buddy", "Buddy allocator work (simulated)", _c(
+    return Table("buddy", "Buddy allocator work (simulated)", columns(
         ("max_order", "N"), ("label", "", "text"), ("allocs", "allocs"), ("frees", "frees"),
         ("split_steps", "split steps"), ("merge_steps", "merge steps"),
         ("splits_per_alloc", "splits/alloc", "float"),
@@ -188,7 +189,7 @@ def buddy_table(fig: dict[str, Any]) -> Table:
 
 
 def fragmentation_table(fig: dict[str, Any]) -> Table:
-    return Table("fragmentation", "Fragmentation (observed)", _c(
+    return Table("fragmentation", "Fragmentation (observed)", columns(
         ("zone", "zone", "text"), ("order", "order"),
         ("unusable_start", "unusable index at start"), ("unusable_end", "at end"),
         ("fragindex_start", "fragmentation index at start"), ("fragindex_end", "at end"),
@@ -225,7 +226,7 @@ def fidelity_rows(fid: dict[str, Any]) -> list[dict[str, Any]]:
 
 def fidelity_table(fig: dict[str, Any]) -> Table:
     return Table("fidelity", "Model fidelity (baseline simulation vs the trace)",
-                 _c(("what", "", "text"), ("value", "", "text")),
+                 columns(("what", "", "text"), ("value", "", "text")),
                  fidelity_rows(fig["fidelity"]))
 
 
@@ -246,7 +247,7 @@ def end_blocks_table(fig: dict[str, Any]) -> Table:
                              **{f"o{o}": v for o, v in enumerate(blocks)}})
     orders = max((len(z["end_blocks"]["model"]) for z in zones.values()), default=0)
     return Table("end_blocks", "Free pages and blocks per order, per zone: model vs kernel",
-                 _c(("zone", "zone", "text"), ("when", "when", "text"), ("who", "", "text"),
+                 columns(("zone", "zone", "text"), ("when", "when", "text"), ("who", "", "text"),
                     ("pages", "free pages"), *((f"o{o}", f"{o}") for o in range(orders))),
                  rows,
                  "model: the baseline simulation (N = the traced kernel's max order) at "
@@ -256,7 +257,7 @@ def end_blocks_table(fig: dict[str, Any]) -> Table:
 
 
 def verdict_table(fig: dict[str, Any]) -> Table:
-    return Table("verdicts", "Verdicts", _c(
+    return Table("verdicts", "Verdicts", columns(
         ("max_order", "N"), ("meets", "meets bar", "bool"),
         ("requests_above", "requests > N"), ("memarea_requests", "must be contiguous"),
         ("satisfied_share", "satisfied", "pct"),
