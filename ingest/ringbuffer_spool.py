@@ -48,10 +48,9 @@ def _cpu_chunks(
             buf = np.frombuffer(data, np.uint8)
             rec = decode_subbuffers(buf, size, header.commit_size, header.data_offset, big)
             rec.count_lost(stats, cpu)
-            for s in np.flatnonzero(rec.error)[:5]:
-                stats.add_malformed(f"cpu{cpu} sub-buffer {first + int(s)}",
-                                    ERROR_TEXT[int(rec.error[s])])
-            stats.malformed += max(0, int((rec.error != 0).sum()) - 5)
+            bad = np.flatnonzero(rec.error)
+            stats.add_malformed_many(len(bad), ((f"cpu{cpu} sub-buffer {first + int(s)}",
+                                                 ERROR_TEXT[int(rec.error[s])]) for s in bad))
             index, cols = decoder.decode(
                 buf, rec.offset, rec.length, stats,
                 where=lambda i, o=rec.offset, b=first * size: f"cpu{cpu} byte {b + int(o[i])}",
