@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,9 +45,16 @@ class IngestStats:
 
     def add_malformed(self, where: str, text: str) -> None:
         """Count one malformed line or record, quoting the first few."""
-        self.malformed += 1
-        if len(self.malformed_examples) < MALFORMED_EXAMPLES:
-            self.malformed_examples.append(f"{where}: {text[:200]}")
+        self.add_malformed_many(1, ((where, text),))
+
+    def add_malformed_many(self, count: int, examples: Iterable[tuple[str, str]]) -> None:
+        """Count `count` malformed lines or records found at once, quoting from `examples`
+        (`(where, text)` pairs, in input order) only as many as MALFORMED_EXAMPLES leaves
+        room for: the iterable is consumed lazily, so a generator formats no more."""
+        self.malformed += count
+        room = max(0, MALFORMED_EXAMPLES - len(self.malformed_examples))
+        self.malformed_examples += [f"{where}: {text[:200]}"
+                                    for where, text in islice(examples, min(room, count))]
 
 
 class Reader(ABC):

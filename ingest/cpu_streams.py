@@ -1,4 +1,4 @@
-"""Per-CPU ring-buffer data of a trace.dat buffer, read in bounded windows, and their merge.
+"""Per-CPU ring-buffer data of a trace.dat buffer, read in bounded windows, and the merge kernel.
 
 `CpuStream` yields whole sub-buffers of one CPU as uint8 arrays of about `window` bytes:
 straight from the file (v6, v7 uncompressed) or inflated chunk by chunk from a v7
@@ -7,7 +7,8 @@ docs/formats.md §4). Data cut short by the end of the file ends the stream and 
 `truncated`; data that does not inflate raises `InputError` with the chunk's offset.
 
 `merge_order` is trace-cmd's merge (tracecmd_read_next_data): repeatedly take the head
-record with the smallest timestamp, the lowest CPU on ties, keeping each CPU's own order.
+record with the smallest timestamp, the lowest CPU on ties, keeping each CPU's own order;
+`ingest.cpu_merge.merge_rounds` drives it for every per-CPU reader.
 """
 
 from __future__ import annotations

@@ -302,15 +302,18 @@ class EntryDecoder:
         if nother:
             self._count_skipped(other[:nother], stats)
         if nbad:
-            for i in bad[:min(nbad, 5)]:
-                p = self.page[self.code[_common_type(buf, offset[i], ct, self.big)]]
-                stats.add_malformed(where(int(i)), f"{p.fmt.name} record of {length[i]} "
-                                    f"bytes, its format needs {p.needed}")
-            stats.malformed += nbad - min(nbad, 5)
+            stats.add_malformed_many(nbad, ((where(int(i)), self._short(buf, offset, length, i, ct))
+                                            for i in bad[:nbad]))
         index, code = index[:npage], code[:npage]
         if not npage:
             return index, {}
         return index, self._columns(code, out, valid, nvalid, npage)
+
+    def _short(self, buf: np.ndarray, offset: np.ndarray, length: np.ndarray, i: int,
+               ct: Field) -> str:
+        """Why record `i`, a page event, is malformed: too short for its format."""
+        p = self.page[self.code[_common_type(buf, offset[i], ct, self.big)]]
+        return f"{p.fmt.name} record of {length[i]} bytes, its format needs {p.needed}"
 
     def _count_skipped(self, ids: np.ndarray, stats: IngestStats) -> None:
         uniq, counts = np.unique(ids, return_counts=True)

@@ -481,10 +481,9 @@ class PerfDataReader(Reader):
         if self._lost[_MAX_CPUS]:
             st.lost_events[-1] += int(self._lost[_MAX_CPUS])
         bad = int(self._state[ST_BAD_SAMPLES])
-        if bad:
-            st.malformed += bad - 1
-            st.add_malformed(f"offset {self._state[ST_FIRST_BAD]}",
-                             "sample whose fields run past the end of its record")
+        if bad:  # the compiled walk counts such samples and keeps the first one's offset
+            st.add_malformed_many(bad, [(f"offset {self._state[ST_FIRST_BAD]}",
+                                         "sample whose fields run past the end of its record")])
         records = Counter({t: int(n) for t, n in enumerate(self._type_counts) if n})
         records.update(self._records)
         st.extra["perf"] = {

@@ -17,10 +17,10 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.base import IngestStats
-from ingest.cpu_merge import merge_by_time
+from ingest.cpu_merge import damaged_subbuffers, merge_by_time
 from ingest.event_format import EventFormat, HeaderPage
 from ingest.ftrace_entry import EntryDecoder, comm_column
-from ingest.ringbuffer import ERROR_TEXT, decode_subbuffers
+from ingest.ringbuffer import decode_subbuffers
 from ingest.schema import event_batch
 
 #: raw bytes decoded at a time, shared by all CPUs (each CPU's pending chunk is held by
@@ -48,10 +48,8 @@ def _cpu_chunks(
             buf = np.frombuffer(data, np.uint8)
             rec = decode_subbuffers(buf, size, header.commit_size, header.data_offset, big)
             rec.count_lost(stats, cpu)
-            for s in np.flatnonzero(rec.error)[:5]:
-                stats.add_malformed(f"cpu{cpu} sub-buffer {first + int(s)}",
-                                    ERROR_TEXT[int(rec.error[s])])
-            stats.malformed += max(0, int((rec.error != 0).sum()) - 5)
+            damaged_subbuffers(spool, cpu, rec, lambda at, b=first * size: f"byte {b + at}",
+                               stats, strict=False)
             index, cols = decoder.decode(
                 buf, rec.offset, rec.length, stats,
                 where=lambda i, o=rec.offset, b=first * size: f"cpu{cpu} byte {b + int(o[i])}",
@@ -79,7 +77,8 @@ def spool_events(
     """Events of the per-CPU spools (`cpu -> file`) merged in time order.
 
     Lost events (sub-buffer missed-events flags) are counted into `stats.lost_events`
-    per CPU, corrupt sub-buffers into `stats.malformed`; `progress` gets bytes decoded.
+    per CPU, corrupt sub-buffers into `stats.malformed` (`cpu_merge.damaged_subbuffers`,
+    never strict: a recording keeps what it can); `progress` gets bytes decoded.
     """
     decoder = EntryDecoder(formats, big_endian=sys.byteorder == "big")
     per_cpu = max(MIN_CHUNK_SUBBUFS, CHUNK_BUDGET // (max(len(spools), 1) * header.subbuf_size))

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.base import MALFORMED_EXAMPLES, Reader
+from ingest.base import Reader
 from ingest.lines import MAX_LINE_BYTES, LineBlock, line_blocks
 from ingest.text_scan import KIND_BAD_PAGE, KIND_NONE, KIND_OTHER, KIND_PAGE, TS_NS, TS_RAW, TS_US
 from ingest.text_scan import Scan, scan
@@ -148,10 +148,8 @@ class EventLineReader(Reader):
         if self.strict:
             raise InputError(self.path, f"malformed page event: {block.line(int(index[0]))}",
                              where=f"line {numbers[0]}")
-        room = max(0, MALFORMED_EXAMPLES - len(self.stats.malformed_examples))
-        for i, line_no in zip(index[:room], numbers[:room]):
-            self.stats.add_malformed(f"line {line_no}", block.line(int(i)))
-        self.stats.malformed += len(index) - min(len(index), room)
+        self.stats.add_malformed_many(len(index), ((f"line {line_no}", block.line(int(i)))
+                                                   for i, line_no in zip(index, numbers)))
 
 
 class FtraceTextReader(EventLineReader):

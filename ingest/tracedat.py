@@ -4,26 +4,30 @@ The file's structure comes from `tracedat_file.read_layout`; each CPU's ring-buf
 is read window by window (`cpu_streams.CpuStream`), its sub-buffers walked by the
 compiled `ringbuffer.decode_subbuffers`, its kmem records decoded by
 `ftrace_entry.EntryDecoder` through the file's own event formats, and the CPUs merged
-by timestamp exactly as `trace-cmd report` merges them (`cpu_streams.merge_order`), with
-memory bounded by the window size times the CPU count. Timestamps get the file's DATE /
-OFFSET / TSC2NSEC adjustments, as `trace-cmd report` applies them.
+by timestamp exactly as `trace-cmd report` merges them (`cpu_merge.merge_rounds`, over
+every record, not only page events), with memory bounded by the window size times the CPU
+count. A corrupt sub-buffer follows `cpu_merge.damaged_subbuffers` (an error with
+`strict`, else counted malformed). Timestamps get the file's DATE / OFFSET / TSC2NSEC
+adjustments, as `trace-cmd report` applies them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from ingest.base import IngestStats, Reader
-from ingest.cpu_streams import CpuStream, merge_order
+from ingest.cpu_merge import PendingRun, Round, damaged_subbuffers, merge_rounds
+from ingest.cpu_streams import CpuStream
 from ingest.event_format import FormatError
 from ingest.ftrace_entry import EntryDecoder, NumpyColumns, comm_column, concat_columns
 from ingest.ftrace_entry import numpy_to_arrow, take_columns
-from ingest.ringbuffer import ERROR_TEXT, decode_subbuffers
+from ingest.ringbuffer import decode_subbuffers
 from ingest.source import seekable
 from ingest.tracedat_file import Buffer, Layout, read_layout
 from ingest.errors import InputError
@@ -35,18 +39,44 @@ WINDOW = 4 << 20
 BATCH_ROWS = 1 << 19
 
 
-class _Cpu:
-    """One CPU's records read but not yet merged."""
+class _Cpu(PendingRun):
+    """One CPU's records read but not yet merged: every record's time, and the columns of
+    its page events."""
 
-    def __init__(self, stream: CpuStream) -> None:
+    def __init__(self, stream: CpuStream, read: Callable[[_Cpu], bool]) -> None:
+        super().__init__()
         self.stream = stream
         self.cpu = stream.data.cpu
         self.windows = stream.windows()
-        self.live = True
-        self.ts = np.zeros(0, np.int64)
+        self._read = read
         self.row = np.zeros(0, np.int64)  # row in `cols` of a page event, else -1
         self.cols: NumpyColumns = {}
         self.rows = 0  # page-event rows in `cols`
+
+    def read(self) -> bool:
+        return self._read(self)
+
+    def consume(self, k: int) -> _Head:
+        head = _Head(self.row[:k], {}, int(np.count_nonzero(self.row[:k] >= 0)))
+        self.ts = self.ts[k:]
+        self.row = self.row[k:]
+        if head.used:
+            # a CPU's page events leave in its own order: they are its first `used` rows
+            head.cols = take_columns(self.cols, slice(0, head.used))
+            self.row = np.where(self.row >= 0, self.row - head.used, -1)
+            self.cols = take_columns(self.cols, slice(head.used, None))
+            self.rows -= head.used
+        return head
+
+
+@dataclass
+class _Head:
+    """The records a merge round took from one CPU: `row` >= 0 marks its page events, whose
+    columns are `cols` (`used` rows, in the CPU's order)."""
+
+    row: np.ndarray
+    cols: NumpyColumns
+    used: int
 
 
 class TraceDatReader(Reader):
@@ -74,7 +104,7 @@ class TraceDatReader(Reader):
                 streams = [CpuStream(self.path, fd, layout.file_size, d, buf.page_size,
                                      layout.compression if buf.compressed else None,
                                      layout.big_endian, WINDOW) for d in buf.cpus]
-                yield from self._merged(layout, buf, decoder, [_Cpu(s) for s in streams])
+                yield from self._merged(layout, buf, decoder, streams)
             finally:
                 os.close(fd)
             if layout.truncated or any(s.truncated for s in streams):
@@ -114,26 +144,24 @@ class TraceDatReader(Reader):
 
     # -- reading and merging --------------------------------------------------------------
 
-    def _refill(self, c: _Cpu, layout: Layout, decoder: EntryDecoder) -> None:
-        """Read the next window of CPU `c` (or mark it finished)."""
+    def _read_window(self, c: _Cpu, layout: Layout, decoder: EntryDecoder) -> bool:
+        """Read the next window of CPU `c` into its pending records; False at its end."""
         try:
             window, file_off = next(c.windows)
         except StopIteration:
-            c.live = False
-            return
+            return False
         hp = layout.header_page
         r = decode_subbuffers(window, c.stream.subbuf, hp.commit_size, hp.data_offset,
                               layout.big_endian)
-        if r.error.any():
-            k = int(np.flatnonzero(r.error)[0])
-            at = int(r.error_offset[k])
-            why = f"CPU {c.cpu}: {ERROR_TEXT[int(r.error[k])]}"
-            if file_off is not None:
-                raise InputError(self.path, why, where=f"offset {file_off + at}")
-            raise InputError(self.path, f"{why} (byte {at % c.stream.subbuf} of a sub-buffer "
-                             f"inflated from the compressed chunk at offset "
-                             f"{c.stream.chunk_at(at)})")
         r.count_lost(self.stats, c.cpu)
+
+        def at(byte: int) -> str:
+            if file_off is None:
+                return (f"byte {byte % c.stream.subbuf} of a sub-buffer (inflated from the "
+                        f"compressed chunk at offset {c.stream.chunk_at(byte)})")
+            return f"offset {file_off + byte}"
+
+        damaged_subbuffers(self.path, c.cpu, r, at, self.stats, self.strict)
 
         def where(i: int) -> str:
             if file_off is None:
@@ -149,52 +177,22 @@ class TraceDatReader(Reader):
         if len(index):
             c.cols = concat_columns([(c.cols, c.rows), (cols, len(index))])
             c.rows += len(index)
+        return True
 
     def _merged(self, layout: Layout, buf: Buffer, decoder: EntryDecoder,
-                cpus: list[_Cpu]) -> Iterator[pa.RecordBatch]:
+                streams: list[CpuStream]) -> Iterator[pa.RecordBatch]:
         total = sum(d.size for d in buf.cpus) or 1
+        cpus = [_Cpu(s, lambda c: self._read_window(c, layout, decoder)) for s in streams]
+        numbers = np.array([c.cpu for c in cpus], np.int32)
         out = _Batcher(BATCH_ROWS)
-        for c in cpus:
-            self._refill(c, layout, decoder)
-        while True:
-            for c in cpus:
-                while c.live and len(c.ts) == 0:
-                    self._refill(c, layout, decoder)
-            if not any(len(c.ts) for c in cpus):
-                break
-            merged = self._merge_round(cpus)
+        for r in merge_rounds(cpus):
+            merged = _page_events(r, numbers)
             self.position = int(self.size * sum(c.stream.consumed for c in cpus) / total)
             if out.rows + merged.rows > out.capacity and out.rows:
                 yield self._batch(out.take(), layout, decoder)
             out.add(merged)
         if out.rows:
             yield self._batch(out.take(), layout, decoder)
-
-    def _merge_round(self, cpus: list[_Cpu]) -> _Round:
-        """Merge what the CPUs hold as far as possible and drop it from them."""
-        lengths = np.array([len(c.ts) for c in cpus], np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        ends = starts + lengths
-        ts = np.concatenate([c.ts for c in cpus])
-        live = np.array([c.live for c in cpus], np.bool_)
-        order, reached = merge_order(ts, starts, ends, live)
-        is_page = np.concatenate([c.row >= 0 for c in cpus])[order]
-        page_order = order[is_page]
-        cpu_of = np.searchsorted(starts, page_order, side="right") - 1
-        merged = _Round(ts[page_order], np.array([c.cpu for c in cpus], np.int32)[cpu_of])
-        for i, c in enumerate(cpus):
-            k = int(reached[i] - starts[i])
-            used = int(np.count_nonzero(c.row[:k] >= 0))
-            c.ts = c.ts[k:]
-            c.row = c.row[k:]
-            if used:
-                # a CPU's page events leave in its own order: they are its first `used` rows
-                merged.parts.append((take_columns(c.cols, slice(0, used)),
-                                     np.flatnonzero(cpu_of == i)))
-                c.row = np.where(c.row >= 0, c.row - used, -1)
-                c.cols = take_columns(c.cols, slice(used, None))
-                c.rows -= used
-        return merged
 
     def _batch(self, taken: tuple[NumpyColumns, int], layout: Layout,
                decoder: EntryDecoder) -> pa.RecordBatch:
@@ -208,7 +206,7 @@ class TraceDatReader(Reader):
         return event_batch(arrays, n)
 
 
-class _Round:
+class _PageEvents:
     """The page events one merge round releases: timestamps and CPUs in merged order, and
     per CPU its rows with their positions in that order."""
 
@@ -217,6 +215,17 @@ class _Round:
         self.cpu = cpu
         self.rows = len(ts)
         self.parts: list[tuple[NumpyColumns, np.ndarray]] = []
+
+
+def _page_events(r: Round, cpus: np.ndarray) -> _PageEvents:
+    """The page events of a merge round (`cpus`: each run's CPU number)."""
+    is_page = np.concatenate([h.row for h in r.heads if h is not None])[r.index] >= 0
+    run = r.run[is_page]
+    merged = _PageEvents(r.ts[is_page], cpus[run])
+    for i, h in enumerate(r.heads):
+        if h is not None and h.used:
+            merged.parts.append((h.cols, np.flatnonzero(run == i)))
+    return merged
 
 
 class _Batcher:
@@ -238,7 +247,7 @@ class _Batcher:
             self.cols[name] = (np.zeros(self._size, dtype), np.zeros(self._size, bool))
         return self.cols[name]
 
-    def add(self, merged: _Round) -> None:
+    def add(self, merged: _PageEvents) -> None:
         n = merged.rows
         if self.rows == 0:
             self._size = max(self.capacity, n)  # a round larger than a batch is one batch

@@ -1,4 +1,5 @@
-"""Damaged trace.dat files: a one-line error naming file and offset, or, for data cut short
+"""Damaged trace.dat files: a one-line error naming file and offset (damaged headers, or any
+damage with --strict), a corrupt sub-buffer counted malformed, or, for data cut short
 mid-stream, the complete events flagged truncated. Never a traceback, never a hang."""
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from ingest.base import IngestStats
+from ingest.ringbuffer_spool import spool_events
 from ingest.tracedat import TraceDatReader
+from ingest.tracedat_file import read_layout
 from ingest.errors import InputError
 from tests.conftest import SAMPLES, run_cli
 from tests.tracedat_samples import oracle, small_v6
@@ -165,14 +169,54 @@ def _corrupt(tmp_path, data: bytes, at: int, new: bytes) -> Path:
     return path
 
 
-def test_corrupt_page_header(tmp_path, v6):
+def _without_pages(tmp_path, v6, cpu0_pages: tuple[int, int]) -> dict[int, np.ndarray]:
+    """The sample's rows per CPU less CPU 0's sub-buffers [a, b): the rows a cut at each
+    page boundary keeps (checked against the oracle above) tell which rows they hold."""
+    data, data_at, expected = v6
+    cut = tmp_path / "pages.dat"
+    n = []
+    for page in cpu0_pages:
+        cut.write_bytes(data[: data_at + page * PAGE])
+        n.append(len(_read(cut)[0].get(0, ())))
+    cut.unlink()
+    rows = dict(expected)
+    rows[0] = np.concatenate([expected[0][: n[0]], expected[0][n[1]:]])
+    assert n[0] < n[1]  # the damaged sub-buffers held events
+    return rows
+
+
+def _same_rows(got: dict[int, np.ndarray], want: dict[int, np.ndarray]) -> None:
+    assert set(got) == set(want)
+    for cpu, rows in want.items():
+        assert np.array_equal(got[cpu], rows, equal_nan=True), cpu
+
+
+def test_corrupt_page_header_with_strict_is_refused(tmp_path, v6):
     data, data_at, _ = v6
     at = data_at + 7 * PAGE + 8  # commit of the 8th sub-buffer
     path = _corrupt(tmp_path, data, at, struct.pack("<Q", 0x00FFFFFF))
     out = tmp_path / "out"
-    line = _refused(run_cli("ingest", path, "-o", out, timeout=120), path,
+    line = _refused(run_cli("ingest", "--strict", path, "-o", out, timeout=120), path,
                     "CPU 0: sub-buffer commit size exceeds the sub-buffer", out)
     assert f":offset {at}:" in line
+
+
+def test_corrupt_page_header_is_counted_and_its_cpu_goes_on(tmp_path, v6):
+    """Without --strict a corrupt sub-buffer is counted malformed, as a bad text line is:
+    the CPU loses that sub-buffer's events only."""
+    data, data_at, _ = v6
+    at = data_at + 7 * PAGE + 8
+    path = _corrupt(tmp_path, data, at, struct.pack("<Q", 0x00FFFFFF))
+    got, stats = _read(path)
+    _same_rows(got, _without_pages(tmp_path, v6, (7, 8)))
+    example = f"offset {at}: CPU 0: sub-buffer commit size exceeds the sub-buffer"
+    assert (stats.malformed, stats.malformed_examples, stats.truncated) == (1, [example], False)
+    out = tmp_path / "out"
+    result = run_cli("ingest", path, "-o", out, "-q", timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "1 malformed" in result.stderr and example in result.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["malformed"] == {"total": 1, "examples": [example]}
 
 
 @pytest.mark.parametrize("length, why", [(2, "impossible length"),
@@ -182,8 +226,35 @@ def test_corrupt_event_length(tmp_path, v6, length, why):
     at = data_at + 3 * PAGE + 16  # first event header of the 4th sub-buffer
     path = _corrupt(tmp_path, data, at, struct.pack("<II", 0, length))  # type_len 0
     with pytest.raises(InputError, match=why) as e:
-        _read(path)
+        list(TraceDatReader(path, IngestStats(), strict=True).events())
     assert f":offset {at}:" in str(e.value)
+    got, stats = _read(path)  # the sub-buffer's records from the fault on are lost
+    _same_rows(got, _without_pages(tmp_path, v6, (3, 4)))
+    assert stats.malformed == 1 and stats.malformed_examples[0].startswith(
+        f"offset {at}: CPU 0: event record")
+
+
+def test_a_recording_spool_follows_the_same_rule(tmp_path, v6):
+    """The same damaged sub-buffer in a `replay record` spool (whole sub-buffers, as
+    trace.dat CPU data): the same events kept, the same count."""
+    data, data_at, _ = v6
+    at = data_at + 7 * PAGE + 8
+    path = _corrupt(tmp_path, data, at, struct.pack("<Q", 0x00FFFFFF))
+    layout = read_layout(path)
+    spools = {}
+    for d in layout.buffers[""].cpus:
+        spools[d.cpu] = tmp_path / f"cpu{d.cpu}.spool"
+        spools[d.cpu].write_bytes(path.read_bytes()[d.offset : d.offset + d.size])
+    stats = IngestStats()
+    table = pa.Table.from_batches(list(spool_events(
+        spools, layout.formats, layout.header_page, {}, stats)))
+    rows = np.column_stack([table.column(c).to_numpy(zero_copy_only=False)
+                            for c in ("cpu", "ts_ns", "pid", "pfn")])
+    got = {int(c): rows[rows[:, 0] == c][:, 1:] for c in np.unique(rows[:, 0])}
+    _same_rows(got, _read(path)[0])
+    assert stats.malformed == 1
+    assert stats.malformed_examples == [
+        f"byte {7 * PAGE + 8}: CPU 0: sub-buffer commit size exceeds the sub-buffer"]
 
 
 def test_section_that_does_not_decompress(tmp_path):
@@ -206,8 +277,14 @@ def test_garbage_that_decompresses(tmp_path):
     """zstd frames carry no checksum here: damage inflates to garbage, caught by the walk."""
     path = _corrupt(tmp_path, V7.read_bytes(), V7_CPU0_DATA + 4 + 8 + 300, bytes(64))
     with pytest.raises(InputError, match="CPU 0: event record") as e:
-        _read(path)
-    assert f"compressed chunk at offset {V7_CPU0_DATA + 4})" in str(e.value)
+        list(TraceDatReader(path, IngestStats(), strict=True).events())
+    chunk = f"compressed chunk at offset {V7_CPU0_DATA + 4})"
+    assert chunk in str(e.value)
+    full, _ = _read(V7)
+    got, stats = _read(path)
+    assert stats.malformed >= 1 and chunk in stats.malformed_examples[0]
+    assert np.array_equal(got[1], full[1], equal_nan=True)
+    assert 0 < len(got[0]) < len(full[0])
 
 
 def test_lost_events_are_counted(tmp_path, v6):
