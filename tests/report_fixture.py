@@ -104,7 +104,7 @@ def fixture_report() -> dict:
             sim_failed=0, fallbacks=0, extfrag=1,
             zones={"Normal": ZoneFidelity(
                 "0/Normal", 557056, 557056, 14695, [5, 4, 3], [5, 4, 3], Pair(23, 23),
-                Pair([5, 4, 3], [5, 4, 3]), {}, Pair(21, 22), Pair([5, 4, 2], [6, 4, 2]),
+                Pair([5, 4, 3], [5, 4, 3]), {}, {}, Pair(21, 22), Pair([5, 4, 2], [6, 4, 2]),
                 [5, 4, 2], Pair(10, 12), Pair([0, 200, 500], [0, 250, 500]),
                 Pair([-1000, -1000, -1000], [-1000, -1000, -1000]))}).as_dict(),
                      "inconsistencies": {"double_alloc": 0, "free_of_free": 0,
