@@ -97,6 +97,9 @@ _NESTED_TYPES: dict[str, tuple[type, ...]] = {
     "time_span": (int, type(None)),
     "event_counts": (int,),
 }
+_ITEM_TYPES: dict[str, tuple[type, ...]] = {
+    "snapshots": (str,),
+}
 
 
 def _typed(value: object, types: tuple[type, ...]) -> bool:
@@ -115,6 +118,10 @@ def _meta_problem(meta: object) -> str | None:
         for k, v in (meta.get(key) or {}).items():
             if not _typed(v, types):
                 return f"damaged: field {key}.{k} is {type(v).__name__}"
+    for key, types in _ITEM_TYPES.items():
+        for i, v in enumerate(meta.get(key) or []):
+            if not _typed(v, types):
+                return f"damaged: field {key}[{i}] is {type(v).__name__}"
     if "events" not in meta:
         return "damaged: no 'events' field"
     return None

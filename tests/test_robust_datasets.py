@@ -53,6 +53,7 @@ COMMANDS = {
     ('{"events": "many"}', "damaged: field 'events' is str"),
     ('{"events": 1, "time_span": {"first_ts_ns": "x"}}',
      "damaged: field time_span.first_ts_ns is str"),
+    ('{"events": 1, "snapshots": [0]}', "damaged: field snapshots[0] is int"),  # atheris
     ("{", "unreadable: Expecting property name enclosed in double quotes"),
 ])
 def test_damaged_meta_json_is_a_one_line_error(damaged, command, meta, why):
