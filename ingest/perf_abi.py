@@ -57,8 +57,10 @@ FORMAT_LOST = 1 << 4
 ATTR_FLAG_SAMPLE_ID_ALL = 18
 ATTR_FLAG_USE_CLOCKID = 25
 
+#: addresses are u64: a range (a KSYMBOL's addr + len) ends at most here
+ADDRESS_END = 1 << 64
 #: callchain entries at or above this value are context markers, not addresses
-CONTEXT_MAX = (1 << 64) - 4095
+CONTEXT_MAX = ADDRESS_END - 4095
 
 #: enum perf_callchain_context, as the u64 values found in callchains
 CALLCHAIN_CONTEXTS = {

@@ -29,6 +29,7 @@ from ingest.base import IngestStats, Reader
 from ingest.event_format import FormatError
 from ingest.ftrace_entry import EntryDecoder, NumpyColumns, concat_columns, take_columns
 from ingest.perf_abi import (
+    ADDRESS_END,
     KSYMBOL_UNREGISTER,
     RECORD_COMPRESSED,
     RECORD_COMPRESSED2,
@@ -309,6 +310,8 @@ class PerfDataReader(Reader):
                 raise self._fail("compressed record inside compressed data", f"offset {pos}")
             data_off, data_size = body, size - 8
             if rtype == RECORD_COMPRESSED2:
+                if size < 16:
+                    raise self._fail("COMPRESSED2 record too short", f"offset {pos}")
                 (data_size,) = struct.unpack_from(e + "Q", buf, body)
                 data_off = body + 8
                 if data_off + data_size > pos + size:
@@ -320,15 +323,17 @@ class PerfDataReader(Reader):
     def _ksymbol(self, buf: np.ndarray, pos: int, size: int) -> None:
         """A KSYMBOL record: u64 addr, u32 len, u16 ksym_type, u16 flags, NUL-terminated
         name (include/uapi/linux/perf_event.h); registrations name callchain frames."""
-        if size < 8 + 16 + 1:
-            why = f"KSYMBOL record of {size} bytes, shorter than its fields"
+        why = f"KSYMBOL record of {size} bytes, shorter than its fields"
+        if size >= 8 + 16 + 1:
+            addr, length, _ktype, flags = struct.unpack_from(
+                (">" if self.big else "<") + "QIHH", buf, pos + 8)
+            if flags & KSYMBOL_UNREGISTER:
+                return
+            why = f"KSYMBOL range {addr:#x} + {length} past the end of the address space"
+        if size < 8 + 16 + 1 or addr + length > ADDRESS_END:
             if self.strict:
                 raise self._fail(why, f"offset {pos}")
             self.stats.add_malformed(f"{self._prefix}offset {pos}", why)
-            return
-        addr, length, _ktype, flags = struct.unpack_from(
-            (">" if self.big else "<") + "QIHH", buf, pos + 8)
-        if flags & KSYMBOL_UNREGISTER:
             return
         name = bytes(buf[pos + 24 : pos + size]).split(b"\0", 1)[0]
         self._ksymbols.append((addr, length, name.decode("utf-8", "replace")))

@@ -91,3 +91,16 @@ def test_compressed2_data_size_past_its_record(tmp_path):
     assert "\n" not in msg and str(path) in msg
     assert f"offset {first}" in msg and "COMPRESSED2" in msg
     assert not (tmp_path / "out").exists()
+
+
+def test_compressed2_record_too_short_for_its_data_size(tmp_path):
+    """A COMPRESSED2 header of 8 bytes has no room for its u64 data_size (found by the
+    perf-dir-z fuzz campaign: a struct.error traceback): a one-line error naming it."""
+    data, _, first = as_compressed2(SOURCE.read_bytes())
+    data = bytearray(data)
+    struct.pack_into("<H", data, first + 6, 8)
+    path = tmp_path / "short.perf.data"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=f"offset {first}.*COMPRESSED2 record too short"):
+        ingest(path, tmp_path / "out", quiet=True)
+    assert not (tmp_path / "out").exists()

@@ -136,6 +136,21 @@ def test_short_ksymbol_record(tmp_path):
     assert not (tmp_path / "strict").exists()
 
 
+def test_ksymbol_range_past_the_address_space(tmp_path):
+    """A KSYMBOL whose addr + len passes 2^64 (found by the perf-dir fuzz campaign, an
+    OverflowError when the ranges were built): counted malformed; --strict: an error."""
+    data = bytearray(lzma.decompress(SOURCE.read_bytes()))
+    pos = next(pos for pos, rtype, _ in records(data, *data_section(data)) if rtype == KSYMBOL)
+    struct.pack_into("<QI", data, pos + 8, (1 << 64) - 16, 4096)
+    path = tmp_path / "wrap.perf.data"
+    path.write_bytes(bytes(data))
+    meta = read_meta(ingest(path, tmp_path / "ok", quiet=True, kallsyms=KALLSYMS))
+    assert meta["malformed"]["total"] == 1
+    assert "past the end of the address space" in meta["malformed"]["examples"][0]
+    with pytest.raises(InputError, match=f"offset {pos}: KSYMBOL range 0xfffffffffffffff0"):
+        ingest(path, tmp_path / "strict", quiet=True, strict=True)
+
+
 @pytest.mark.skipif(shutil.which("perf") is None, reason="perf is not installed")
 def test_live_perf_script(rewritten):
     out = subprocess.run(["perf", "script", "-i", str(rewritten), "--ns"],
