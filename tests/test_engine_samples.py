@@ -185,6 +185,10 @@ def test_kpageflags_world_meets_the_fidelity_bounds(tmp_path):
     assert not fid.world_estimate and "kpageflags" in fid.world_source
     assert fid.agreement_share >= 0.99
     assert fid.extfrag == 9 and fid.extfrag / 2 <= fid.fallbacks <= 2 * fid.extfrag
+    # the world is each zone's managed memory: DMA32's hole and Normal's unmanaged
+    # sections (no flag on any page) are left out
+    assert {z: (f.world_pages, f.managed) for z, f in fid.zones.items()} == {
+        "DMA": (3840, 3840), "DMA32": (772845, 772845), "Normal": (4784128, 4784128)}
     normal = fid.zones["Normal"]
     for name, pair in normal.start_type_blocks.items():
         for o, (m, k) in enumerate(zip(pair.model, pair.proc)):
