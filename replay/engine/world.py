@@ -31,7 +31,8 @@ import numpy as np
 
 from replay.engine.layout import Layout, inferred_layout, zoneinfo_layout
 from replay.engine.measures import free_blocks
-from replay.engine.stream import ALLOC, DRAIN, FREE_BUDDY, FREE_PCP, ONLINE, TAKE, Stream
+from replay.engine.stream import (ALLOC, DRAIN, FREE_BUDDY, FREE_PCP, ONLINE, TAKE, Stream,
+                                  TracedFallbacks)
 from replay.kernel import migratetypes, orders, pagestate, procfs, tracepoints
 from replay.kernel.procfs import PageTypeInfo, ZoneInfo
 from replay.kernel.zones import PAGES_PER_SECTION
@@ -451,17 +452,8 @@ def _traced_pageblocks(stream: Stream, kind: np.ndarray, pb_mt: np.ndarray) -> N
     take = kind == TAKE
     take[np.flatnonzero(take)[_claim_takes(stream, np.flatnonzero(take))]] = False
     first_take = first_index(blocks, take, nb)
-    fb = stream.fallbacks
-    known = np.flatnonzero(fb.fallback_mt >= 0)
-    # a fallback block of a pageblock or more had its type in every pageblock it spans
-    span = np.maximum(fb.fallback_order[known] - pbo, 0)
-    reps = np.int64(1) << span
-    each = np.repeat(known, reps)
-    offset = np.arange(len(each)) - np.repeat(np.cumsum(reps) - reps, reps)
-    fb_blocks = (fb.pfn[each] >> pbo >> span.repeat(reps) << span.repeat(reps)) + offset
-    inside = fb_blocks < nb
-    first_fb = first_index(fb_blocks[inside], np.ones(int(inside.sum()), np.bool_), nb)
-    fb_row, fb_mt = fb.row[each[inside]], fb.fallback_mt[each[inside]]
+    fb_blocks, fb_row, fb_mt = _fallback_pageblocks(stream.fallbacks, pbo, nb)
+    first_fb = first_index(fb_blocks, np.ones(len(fb_blocks), np.bool_), nb)
     never = np.iinfo(np.int64).max
     row_take = np.where(first_take >= 0, stream.row[np.maximum(first_take, 0)], never)
     row_fb = np.full(nb, never, np.int64)
@@ -471,6 +463,22 @@ def _traced_pageblocks(stream: Stream, kind: np.ndarray, pb_mt: np.ndarray) -> N
     by_fb = by_fb[row_fb[by_fb] < row_take[by_fb]]
     pb_mt[by_take] = stream.migratetype[first_take[by_take]]
     pb_mt[by_fb] = fb_mt[first_fb[by_fb]]
+
+
+def _fallback_pageblocks(fb: TracedFallbacks, pbo: int, nb: int
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pageblock, row, type before the fallback) for every pageblock of every traced
+    fallback block whose type is known: one entry per pageblock a block of pageblock
+    order or more spans, in row order; pageblocks past `nb` left out."""
+    known = np.flatnonzero(fb.fallback_mt >= 0)
+    span = np.maximum(fb.fallback_order[known] - pbo, 0)
+    reps = np.int64(1) << span
+    each = np.repeat(known, reps)
+    offset = np.arange(len(each)) - np.repeat(np.cumsum(reps) - reps, reps)
+    span = span.repeat(reps)
+    blocks = (fb.pfn[each] >> pbo >> span << span) + offset
+    inside = blocks < nb
+    return blocks[inside], fb.row[each[inside]], fb.fallback_mt[each[inside]]
 
 
 @numba.njit(cache=True)
