@@ -25,6 +25,8 @@ EVENT_NAMES = (
     "mm_page_pcpu_drain",
     "mm_page_alloc_extfrag",
 )
+(MM_PAGE_ALLOC, MM_PAGE_FREE, MM_PAGE_FREE_BATCHED, MM_PAGE_ALLOC_ZONE_LOCKED,
+ MM_PAGE_PCPU_DRAIN, MM_PAGE_ALLOC_EXTFRAG) = EVENT_NAMES
 
 #: Old event names and the canonical names they became (Linux 3.3, "mm-tracepoint:
 #: rename page-free events").

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class Context:
         return self.world.layout
 
 
-def kernel_release(meta: dict, options: SimOptions, snaps: Snapshots) -> str | None:
+def kernel_release(meta: dict[str, Any], options: SimOptions, snaps: Snapshots) -> str | None:
     """The traced kernel's release: --kernel, else meta.json, else a uname-r snapshot."""
     if options.kernel:
         return options.kernel

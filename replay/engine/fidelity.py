@@ -6,8 +6,8 @@ against start buddyinfo — equal by construction where seeded from it (a check 
 seeding, not evidence), informative only with kpageflags or where the trace's own pages
 disagree; free blocks per migratetype against pagetypeinfo, at the start, test the typing
 of pageblocks (the seeding follows buddyinfo per order, not the types) and at the end the
-fallbacks that moved blocks between the lists; end free pages / blocks per order (the baseline replay against end buddyinfo)
-are the real test of the replay; outcomes agreement (requests above
+fallbacks that moved blocks between the lists; end free pages / blocks per order (the
+baseline replay against end buddyinfo) are the real test of the replay; outcomes agreement (requests above
 PAGE_ALLOC_COSTLY_ORDER served or failed as traced) can only fail one way, since traced
 failures are never served; fallbacks against mm_page_alloc_extfrag compare the model's
 migratetype fallbacks with the kernel's. The kernel's fragmentation indices (mm/vmstat.c)

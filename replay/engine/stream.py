@@ -26,7 +26,7 @@ allocation only where no `mm_page_free` of that page came since the allocation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numba
@@ -35,6 +35,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.errors import InputError
+from ingest.schema import (
+    MM_PAGE_ALLOC,
+    MM_PAGE_ALLOC_EXTFRAG,
+    MM_PAGE_ALLOC_ZONE_LOCKED,
+    MM_PAGE_FREE,
+    MM_PAGE_FREE_BATCHED,
+    MM_PAGE_PCPU_DRAIN,
+)
 from replay.dataset import EVENTS_FILE
 from replay.kernel import gfp, migratetypes, orders, pagestate, tracepoints
 from replay.kernel.release import KernelRelease
@@ -44,9 +52,9 @@ ALLOC, FREE_PCP, FREE_BUDDY, TAKE, DRAIN, ONLINE = range(6)
 KINDS = ("alloc", "free_pcp", "free_buddy", "take", "drain", "online")
 RAW_FREE, RAW_BATCHED, _DROP = 10, 11, -1  # mm_page_free, mm_page_free_batched
 
-_EVENT_KIND = {"mm_page_alloc": ALLOC, "mm_page_free": RAW_FREE,
-               "mm_page_free_batched": RAW_BATCHED, "mm_page_alloc_zone_locked": TAKE,
-               tracepoints.PCPU_DRAIN: DRAIN}
+_EVENT_KIND = {MM_PAGE_ALLOC: ALLOC, MM_PAGE_FREE: RAW_FREE,
+               MM_PAGE_FREE_BATCHED: RAW_BATCHED, MM_PAGE_ALLOC_ZONE_LOCKED: TAKE,
+               MM_PAGE_PCPU_DRAIN: DRAIN}
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,12 @@ class TracedFallbacks:
     def none() -> TracedFallbacks:
         empty = np.zeros(0, np.int64)
         return TracedFallbacks(empty, empty, empty, empty)
+
+    @staticmethod
+    def concat(parts: list[TracedFallbacks]) -> TracedFallbacks:
+        return TracedFallbacks(*(np.concatenate(x) for x in zip(
+            *((f.row, f.pfn, f.fallback_order, f.fallback_mt)
+              for f in [TracedFallbacks.none(), *parts]))))
 
 
 @dataclass(frozen=True)
@@ -85,7 +99,7 @@ class Stream:
     events: int  # rows of events.parquet
     pcp_traced: bool  # the buddy-level events (zone_locked, pcpu_drain) are in the trace
     release: KernelRelease | None = None
-    fallbacks: TracedFallbacks | None = None  # the trace's mm_page_alloc_extfrag events
+    fallbacks: TracedFallbacks = field(default_factory=TracedFallbacks.none)
 
     @property
     def max_pfn(self) -> int:
@@ -164,19 +178,17 @@ def load_stream(dataset: Path, release: KernelRelease | None,
             unplaceable += part.unplaceable
     except (OSError, pa.ArrowInvalid) as e:
         raise InputError(path, f"unreadable events: {e}") from None
-    traced = TracedFallbacks(*(np.concatenate(x) for x in zip(
-        *((f.row, f.pfn, f.fallback_order, f.fallback_mt)
-          for f in [TracedFallbacks.none(), *fallbacks]))))
     return build_stream(*(x[:kept] for x in out), release, extfrag=extfrag,
-                        unplaceable=unplaceable, events=rows, fallbacks=traced,
-                        drains_enabled=tracepoints.PCPU_DRAIN in enabled)
+                        unplaceable=unplaceable, events=rows,
+                        fallbacks=TracedFallbacks.concat(fallbacks),
+                        drains_enabled=MM_PAGE_PCPU_DRAIN in enabled)
 
 
 def _decode(table: pa.RecordBatch, offset: int, release: KernelRelease | None) -> _Part:
     """One batch of events.parquet rows (the first at row `offset`) as stream entries."""
     names, ecode = _codes(table.column("event"))
     kind = _per_value(names, lambda x: _EVENT_KIND.get(x, _DROP), _DROP).astype(np.int8)[ecode]
-    is_extfrag = _per_value(names, lambda x: x == tracepoints.EXTFRAG, 0)[ecode] == 1
+    is_extfrag = _per_value(names, lambda x: x == MM_PAGE_ALLOC_EXTFRAG, 0)[ecode] == 1
     pfn_col, page_col = table.column("pfn"), table.column("page")
     failed = tracepoints.allocation_failed(pfn_col, page_col) & (kind == ALLOC)
     unplaced = tracepoints.unplaceable(pfn_col, page_col) & (kind != _DROP)

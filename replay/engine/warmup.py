@@ -35,7 +35,7 @@ def engine_cached() -> bool:
 def compile_engine(options: SimOptions) -> None:
     """Compile both replays by running them on a three-event stream (a refill, an
     allocation, a drain) with `options`' types."""
-    one = lambda *x: np.array(x, np.int64)  # noqa: E731
+    one = lambda *x: np.array(x, np.int64)
     stream = build_stream(
         np.array([TAKE, ALLOC, RAW_FREE, DRAIN], np.int8), one(0, 0, 0, 0), one(0, 0, 0, 0),
         one(*[migratetypes.MOVABLE] * 4), one(*[ZONE_NORMAL] * 4),

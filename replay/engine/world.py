@@ -31,8 +31,16 @@ import numpy as np
 
 from replay.engine.layout import Layout, inferred_layout, zoneinfo_layout
 from replay.engine.measures import free_blocks
-from replay.engine.stream import (ALLOC, DRAIN, FREE_BUDDY, FREE_PCP, ONLINE, TAKE, Stream,
-                                  TracedFallbacks)
+from replay.engine.stream import (
+    ALLOC,
+    DRAIN,
+    FREE_BUDDY,
+    FREE_PCP,
+    ONLINE,
+    TAKE,
+    Stream,
+    TracedFallbacks,
+)
 from replay.kernel import migratetypes, orders, pagestate, procfs, tracepoints
 from replay.kernel.procfs import PageTypeInfo, ZoneInfo
 from replay.kernel.zones import PAGES_PER_SECTION

@@ -33,8 +33,6 @@ import pyarrow.compute as pc
 
 from replay.kernel.release import KernelRelease, at_least
 
-EXTFRAG = "mm_page_alloc_extfrag"
-PCPU_DRAIN = "mm_page_pcpu_drain"
 CLAIM_TRACE_GAP = 64  # rows: a claim's zone_locked and its extfrag (same CPU, zone lock held)
 
 
