@@ -24,7 +24,7 @@ from replay.engine.measures import indices
 from replay.engine.observed import EVIDENCE, INCONSISTENCIES, OUT_FAILED, OUT_FREE, OUTCOMES
 from replay.engine.sweep import RunResult
 from replay.kernel.fallbacks import ERA_NAMES
-from replay.kernel.pagestate import PCP
+from replay.kernel.pagestate import BUDDY, PCP
 
 #: requests.parquet columns.
 REQUEST_COLUMNS = {
@@ -84,9 +84,24 @@ def _percentile(values: np.ndarray, q: float) -> float | None:
     return float(np.percentile(values, q)) if len(values) else None
 
 
-def run_row(ctx: Context, r: RunResult, fid: Fidelity, inconsistencies: np.ndarray
-            ) -> dict[str, Any]:
-    """The runs row of one configuration."""
+def world_columns(ctx: Context, fid: Fidelity) -> dict[str, Any]:
+    """The runs columns every configuration shares: the world at trace start and the
+    baseline's fidelity (computed once per sweep: the world has a slot per page)."""
+    world = ctx.world
+    return {
+        "world_pages": int(world.world_pages.sum()),
+        "pages_touched": int(world.seen_pages.sum()),
+        "pages_free_at_start": int((world.pcls == BUDDY).sum()),
+        "pages_pcp_at_start": int((world.pcls == PCP).sum()),
+        "pages_online": world.online_pages,
+        "fidelity_agreement_share": fid.agreement_share,
+        "fidelity_fallbacks": fid.fallbacks, "fidelity_extfrag": fid.extfrag,
+    }
+
+
+def run_row(ctx: Context, r: RunResult, fid: Fidelity, inconsistencies: np.ndarray,
+            shared: dict[str, Any]) -> dict[str, Any]:
+    """The runs row of one configuration (`shared`: its `world_columns`)."""
     mode, n, search, policy = r.config
     s = ctx.stream
     out = r.out
@@ -127,15 +142,8 @@ def run_row(ctx: Context, r: RunResult, fid: Fidelity, inconsistencies: np.ndarr
     row["extfrag_trace"] = s.extfrag
     incons = r.inconsistencies if r.inconsistencies is not None else inconsistencies
     row.update({k: int(v) for k, v in zip(INCONSISTENCIES, incons)})
-    world = ctx.world
+    row.update(shared)
     row.update({
-        "world_pages": int(world.world_pages.sum()),
-        "pages_touched": int(world.seen_pages.sum()),
-        "pages_free_at_start": int((world.pcls == 0).sum()),
-        "pages_pcp_at_start": int((world.pcls == PCP).sum()),
-        "pages_online": world.online_pages,
-        "fidelity_agreement_share": fid.agreement_share,
-        "fidelity_fallbacks": fid.fallbacks, "fidelity_extfrag": fid.extfrag,
         "end_blocks": r.end_blocks.sum(axis=0).tolist() if r.end_blocks is not None else None,
         "zone_fidelity": ([{"zone": k, **_flat(v)} for k, v in fid.zones.items()]
                           if search == "none" else None),
@@ -190,7 +198,9 @@ def series_table(ctx: Context, r: RunResult) -> pa.Table | None:
 def output_tables(dataset: Path, ctx: Context, results: list[RunResult], fid: Fidelity,
                   inconsistencies: np.ndarray) -> dict[str, pa.Table]:
     """requests, runs and series of a sweep."""
-    runs = pa.Table.from_pylist([run_row(ctx, r, fid, inconsistencies) for r in results])
+    shared = world_columns(ctx, fid)
+    runs = pa.Table.from_pylist([run_row(ctx, r, fid, inconsistencies, shared)
+                                 for r in results])
     parts = [p for p in (series_table(ctx, r) for r in results) if p is not None]
     return {"requests": requests_table(dataset, ctx, results), "runs": runs,
             "series": pa.concat_tables(parts) if parts else pa.table({})}
