@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 
@@ -240,50 +241,55 @@ def run_chain(chain: list[Group]) -> list[list[RunResult]]:
 
 def run_configs(ctx: Context, configs: list[Config], quiet: bool = False,
                 share: bool = True) -> list[RunResult]:
-    """Every configuration, the baseline (configs[0]) in this process first, the rest over
-    the options' worker count; results in the order of `configs`. With `share`,
-    configurations that cannot differ share one replay (`chains`; a simulated N equal to
-    the baseline's with no request is the baseline's replay)."""
+    """Every configuration, the baseline (configs[0]) among them, over the options' worker
+    count; results in the order of `configs`. With `share`, configurations that cannot
+    differ share one replay (`chains`; a simulated N equal to the baseline's with no
+    request is the baseline's replay, copied once it is done)."""
     global _CTX
     _CTX = ctx
     gs = groups(ctx, configs)
-    results: list[RunResult] = []
     jobs = ctx.options.jobs or os.cpu_count() or 1
+    work = chains(ctx, gs) if share else [[i] for i in range(1, len(gs))]
+    same: list[int] = []  # groups that are the baseline's replay under another name
+    if share and gs[0].mode == "simulated" and gs[0].searches == ("none",):
+        top = _alloc_top(ctx)
+        rest = []
+        for c in work:
+            same += [i for i in c if gs[i].mode == "simulated"
+                     and gs[i].max_order == gs[0].max_order and gs[i].max_order >= top]
+            if any(i not in same for i in c):
+                rest.append([i for i in c if i not in same])
+        work = rest
+    # the longest replays first: simulated before observed, low N before high; the
+    # baseline (the kernel's max order, and requests above COSTLY_ORDER) with them
+    work.append([0])
+    work.sort(key=lambda c: (gs[c[0]].mode != "simulated", gs[c[0]].max_order))
+    results: list[RunResult] = []
     with progress_bar("simulate", len(gs), quiet=quiet, unit_bytes=False) as bar:
-        results += run_group(gs[0])  # compiles in the parent
-        finished = 1
-        bar.update(finished)
-        work = chains(ctx, gs) if share else [[i] for i in range(1, len(gs))]
-        if share and gs[0].mode == "simulated" and gs[0].searches == ("none",):
-            # the buddy allocator of the baseline's max order with no request is the baseline
-            top = _alloc_top(ctx)
-            base, rest = results[0], []
-            for c in work:
-                same = [i for i in c if gs[i].mode == "simulated"
-                        and gs[i].max_order == gs[0].max_order and gs[i].max_order >= top]
-                results += [copied(base, (gs[i].mode, gs[i].max_order, x, gs[i].policy),
-                                   True, slots=False)
-                            for i in same for x in gs[i].searches]
-                finished += len(same)
-                if len(same) < len(c):
-                    rest.append([i for i in c if i not in same])
-            work = rest
+        finished = 0
+        for chain_results in _run_chains(gs, work, jobs):
+            for res in chain_results:
+                results += res
+                finished += 1
             bar.update(finished)
-        # the longest replays first: simulated before observed, low N before high
-        work.sort(key=lambda c: (gs[c[0]].mode != "simulated", gs[c[0]].max_order))
-        if jobs > 1 and len(work) > 1:
-            with fork_pool(jobs) as pool:  # workers die with this process
-                futures = {pool.submit(run_chain, [gs[i] for i in c]): c for c in work}
-                for f in as_completed(futures):
-                    for res in f.result():
-                        results += res
-                    finished += len(futures[f])
-                    bar.update(finished)
-        else:
-            for c in work:
-                for res in run_chain([gs[i] for i in c]):
-                    results += res
-                finished += len(c)
-                bar.update(finished)
+        base = next(r for r in results if r.config == configs[0])
+        results += [copied(base, (gs[i].mode, gs[i].max_order, x, gs[i].policy), True,
+                           slots=False)
+                    for i in same for x in gs[i].searches]
+        bar.update(len(gs))
     by_cfg = {r.config: r for r in results}
     return [by_cfg[c] for c in configs]
+
+
+def _run_chains(gs: list[Group], work: list[list[int]], jobs: int
+                ) -> Iterator[list[list[RunResult]]]:
+    """Each chain's results as it finishes: in a pool of forked workers when there are
+    several chains and workers, else in this process."""
+    if jobs > 1 and len(work) > 1:
+        with fork_pool(jobs) as pool:  # workers die with this process
+            futures = [pool.submit(run_chain, [gs[i] for i in c]) for c in work]
+            for f in as_completed(futures):
+                yield f.result()
+    else:
+        for c in work:
+            yield run_chain([gs[i] for i in c])
