@@ -45,9 +45,7 @@ from replay.engine.buddy import (
     S_CTR,
     S_FORDER,
     S_FREE_ORDER,
-    S_HEADS,
     S_NR_FREE,
-    S_NXT,
     S_PCLS,
     S_R2S,
     S_S2R,
@@ -373,24 +371,17 @@ def sample(st, zlo, zhi, max_order, nr_out, long_out):
 @numba.njit(cache=True)
 def longest_free_run(st, z, lo, hi, max_order):
     """Zone z's longest run of buddy-free pages, walked free block by free block from each
-    free max-order block (blocks are coalesced, so a free aligned max-order window is one).
-    A run holding no such block is at most 2^(max_order+1) - 2 pages: only when every run
+    free max-order block (blocks are coalesced, so a free aligned max-order window is one;
+    they are found in pfn order by reading `free_order` at every max-order boundary). A
+    run holding no such block is at most 2^(max_order+1) - 2 pages: only when every run
     found is shorter than that are all pages scanned (`measures.free_blocks`)."""
-    free_order, nxt, heads = st[S_FREE_ORDER], st[S_NXT], st[S_HEADS]
+    free_order = st[S_FREE_ORDER]
     top = max_order
-    heads_top = np.empty(st[S_NR_FREE][z, top].sum(), np.int64)
-    k = 0
-    for mt in range(heads.shape[2]):
-        p = heads[z, top, mt]
-        while p >= 0:
-            heads_top[k] = p
-            k += 1
-            p = nxt[p]
-    heads_top.sort()
+    step = np.int64(1) << top
     best = 0
     end = -1
-    for h in heads_top:
-        if h < end:  # inside the run just walked
+    for h in range((lo + step - 1) >> top << top, hi - step + 1, step):
+        if h < end or free_order[h] != top:  # inside the run just walked, or not free
             continue
         s = h
         extended = True

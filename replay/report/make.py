@@ -14,6 +14,7 @@ from replay.atomic import write_files
 from replay.dataset import default_output, is_dataset, read_meta
 from ingest.errors import InputError, OutputError
 from replay.report.options import ReportOptions
+from replay.report.plot_process import Renderer, plot_renderer
 
 
 def report_paths(html: Path) -> tuple[Path, Path, Path]:
@@ -50,6 +51,13 @@ def make_report(source: Path, html: Path | None, options: ReportOptions,
     """Write the report of `source` (trace or dataset); return the three files written.
     `dataset`: the dataset of `source` when it is already made (by a fleet's task)."""
     source = Path(source)
+    with plot_renderer() as render_plots:  # matplotlib loads beside the ingest
+        return _make_report(source, html, options, force, quiet, dataset, render_plots)
+
+
+def _make_report(source: Path, html: Path | None, options: ReportOptions, force: bool,
+                 quiet: bool, dataset: Path | None, render_plots: Renderer
+                 ) -> tuple[Path, Path, Path]:
     dataset = dataset or dataset_for(source, force, quiet)
     paths = report_paths(Path(html) if html else dataset / "report.html")
     if paths[0].is_dir():
@@ -64,12 +72,11 @@ def make_report(source: Path, html: Path | None, options: ReportOptions,
     from replay.report.collect import collect
     from replay.report.html import render_html
     from replay.report.markdown import render_markdown
-    from replay.report.plots import render_all
     from replay.report.sweep import ensure_sweep
 
     ensure_sweep(dataset, options, quiet=quiet)
     rep = collect(dataset, options, source=source)
-    texts = (render_html(rep, render_all(rep)), render_markdown(rep),
+    texts = (render_html(rep, render_plots(rep)), render_markdown(rep),
              json.dumps(rep, indent=1, default=str) + "\n")
     write_files(paths, texts)
     return paths

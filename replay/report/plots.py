@@ -151,6 +151,17 @@ def largest_free_over_time(rep: dict[str, Any]) -> str | None:
                       "Largest free run over time (observed)", "pages")
 
 
+def warm_up() -> None:
+    """Draw one throw-away figure: the first figure of a process loads matplotlib's font
+    cache and renderers, a fixed cost paid here ahead of the report's figures."""
+    with plt.rc_context(_STYLE):
+        fig, ax = _figure("warm-up")
+        ax.bar([0, 1], [1, 10])
+        ax.set_yscale("log")
+        ax.legend(["warm-up"], frameon=False)
+        _svg(fig)
+
+
 #: Every plot, by key, in reading order.
 PLOTS: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "order_histogram": order_histogram,

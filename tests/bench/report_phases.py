@@ -4,7 +4,7 @@
 
 Wraps the functions `replay report` calls in turn (ingest; the engine's context, observed
 end state, sweep, tables and write; the report's figures from DuckDB, its plots and its
-renderers) with wall-clock timers and prints one line per phase, then the replay seconds
+renderers; the plots are the wait for the plot process) with wall-clock timers and prints one line per phase, then the replay seconds
 of each mode summed over the sweep's worker processes (a shared replay counts once) and
 how many configurations shared another's replay. The report is the same as the CLI's.
 """
@@ -32,7 +32,8 @@ TIMED = (
     ("replay.engine.simulate", "output_tables", "engine: output tables"),
     ("replay.engine.simulate", "write_sim", "engine: write sim/"),
     ("replay.report.collect", "collect", "report: figures (DuckDB)"),
-    ("replay.report.plots", "render_all", "report: plots"),
+    ("replay.report.plot_process", "_in_process", "report: plots"),
+    ("replay.report.plot_process", "PlotProcess.render", "report: plots"),
     ("replay.report.html", "render_html", "report: html"),
     ("replay.report.markdown", "render_markdown", "report: markdown"),
 )
@@ -62,8 +63,11 @@ def main() -> None:
     args = ap.parse_args()
     results: list = []
     for mod, name, phase in TIMED:
-        m = importlib.import_module(mod)
-        setattr(m, name, _timed(getattr(m, name), phase, results))
+        owner = importlib.import_module(mod)
+        *path, attr = name.split(".")
+        for part in path:  # a method: "Class.method"
+            owner = getattr(owner, part)
+        setattr(owner, attr, _timed(getattr(owner, attr), phase, results))
     from replay.report.make import make_report
     from replay.report.options import report_options
 
@@ -74,7 +78,7 @@ def main() -> None:
     make_report(args.trace, args.output, opts, quiet=True)
     total = time.perf_counter() - t0
     print(f"phases of replay report ({total:.2f} s wall in one process):")
-    for _, _, phase in TIMED:
+    for phase in dict.fromkeys(phase for _, _, phase in TIMED):
         if phase in PHASES:
             print(f"  {phase:34s} {PHASES[phase]:8.2f} s  {100 * PHASES[phase] / total:5.1f} %")
     rest = total - sum(PHASES.values())
