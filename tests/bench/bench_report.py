@@ -1,19 +1,19 @@
 """Benchmark: `replay report` end to end on big real traces vs `trace-cmd report`.
 
 For each trace (by default the 3 M- and 6 M-event captures big3m.dat and big6m.dat), times
-in the same run, each under /usr/bin/time -v, `trace-cmd report -i TRACE.dat` (its text
-to /dev/null) and `replay report TRACE` (ingest of a trace never seen before: each run
-reads the trace through a symlink in a new directory, so no dataset exists; then the
-default sweep of max orders 3..10 over every search, policy and mode, figures, plots,
-three output files), alternately for --pairs pairs; prints each run's wall and CPU
-seconds and peak RSS, the medians and the median of the pairs' ratios (after one untimed report of a small
+in the same run, each under /usr/bin/time -v, `trace-cmd report -i TRACE.dat` (its text to
+/dev/null) and `replay report TRACE` (ingest of a trace never seen before: each run reads
+the trace through a symlink in a new directory, so no dataset exists; then the default
+sweep of max orders 3..10 over every search, policy and mode, figures, plots, three output
+files), alternately for --pairs pairs; prints each run's wall and CPU seconds and peak
+RSS, the medians and the median of the pairs' ratios (after one untimed report of a small
 committed trace, so that the one-time compile of a fresh install is not counted). Then
-runs the
-report once more in one process with each phase timed (report_phases.py: ingest, the
-engine's phases, each mode's replays, the report's figures, plots and renderers). Ends
-with a table, one row per trace: events, the medians of both commands and the ratios.
-One line per run or phase, so the output can be piped; the load average is printed per
-trace, since other work on the machine lengthens the wall times.
+runs the report once more in one process with each phase timed (report_phases.py: ingest,
+the engine's phases, each mode's replays and the slowest ones, the report's figures, plots
+and renderers). Ends
+with a table, one row per trace: events, the medians of both commands and the ratios. One
+line per run or phase, so the output can be piped; the load average is printed per trace,
+since other work on the machine lengthens the wall times.
 
     python tests/bench/bench_report.py [--trace PATH ...] [--dat PATH ...]
         [--snapshots DIR ...] [--max-order 3..10] [--pairs 1] [--workdir DIR] [--keep]
@@ -61,7 +61,8 @@ class Bench:
 
 
 def _line(what: str, t: Timing) -> str:
-    return f"{what:34s} {t.wall:8.2f} s wall  {t.cpu:8.2f} s CPU  peak RSS {t.rss_kib / 1024:6.0f} MiB"
+    return (f"{what:34s} {t.wall:8.2f} s wall  {t.cpu:8.2f} s CPU  "
+            f"peak RSS {t.rss_kib / 1024:6.0f} MiB")
 
 
 def _name(trace: Path) -> str:
@@ -97,7 +98,8 @@ def _benches(args: argparse.Namespace) -> list[Bench]:
     for i, trace in enumerate(traces):
         dat = args.dat[i] if args.dat else (
             trace if trace.suffix == ".dat" else trace.with_name(_name(trace) + ".dat"))
-        snaps = args.snapshots[i] if args.snapshots else trace.with_name(_name(trace) + ".snapshots")
+        snaps = (args.snapshots[i] if args.snapshots
+                 else trace.with_name(_name(trace) + ".snapshots"))
         for p in (trace, dat):
             if not p.is_file():
                 sys.exit(f"{p}: no such file (record one with sample_traces/capture_big.sh)")
@@ -145,7 +147,8 @@ def _run(b: Bench, args: argparse.Namespace, work: Path) -> None:
         ours.append(r)
         ratios.append(r.wall / t.wall)
         if k == 0:
-            b.events = json.loads((run / f"{b.trace.name}.replay" / "meta.json").read_text())["events"]
+            meta = run / f"{b.trace.name}.replay" / "meta.json"
+            b.events = json.loads(meta.read_text())["events"]
             rep = json.loads((run / "report.json").read_text())
             print(f"{b.events:,} events, {len(rep['configs'])} configurations, recommended "
                   f"max order {rep['recommendation']['max_order']}", flush=True)

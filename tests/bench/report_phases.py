@@ -6,7 +6,8 @@ Wraps the functions `replay report` calls in turn (ingest; the engine's context,
 end state, sweep, tables and write; the report's figures from DuckDB, its plots and its
 renderers) with wall-clock timers and prints one line per phase, then the replay seconds
 of each mode summed over the sweep's worker processes (a shared replay counts once), the
-slowest replays, and how many configurations shared another's replay. The report is the same as the CLI's.
+slowest replays, and how many configurations shared another's replay. The report is the
+same as the CLI's.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def main() -> None:
     print(f"  {'other (imports, checks, writes)':34s} {rest:8.2f} s  {100 * rest / total:5.1f} %")
     per_replay: dict[tuple, float] = defaultdict(float)
     for r in results:
-        if getattr(r, "shared_from", None) is None:  # a group's time is split evenly over its searches
+        # a group's time is split evenly over its searches: their sum is the replay's
+        if getattr(r, "shared_from", None) is None:
             mode, n, _, policy = r.config
             per_replay[mode, n, policy] += r.elapsed
     shared = sum(getattr(r, "shared_from", None) is not None for r in results)
