@@ -28,14 +28,15 @@
 set -eu -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+USAGE="usage: capture_big.sh [EVENTS [SECONDS [NAME]]] (whole numbers; NAME a file name)"
 EVENTS=${1:-2000000}
+[[ $EVENTS =~ ^[0-9]+$ ]] || { echo "$USAGE" >&2; exit 2; }
 LIMIT=${2:-$(( EVENTS / 50000 > 40 ? EVENTS / 50000 : 40 ))}
 NAME=${3:-big}
 OUT=${REPLAY_CAPTURES:-$HOME/replay-captures}
 T=/sys/kernel/tracing
 
-[[ $EVENTS =~ ^[0-9]+$ && $LIMIT =~ ^[0-9]+$ && $NAME =~ ^[A-Za-z0-9._-]+$ ]] ||
-    { echo "usage: capture_big.sh [EVENTS [SECONDS [NAME]]] (whole numbers; NAME a file name)" >&2; exit 2; }
+[[ $LIMIT =~ ^[0-9]+$ && $NAME =~ ^[A-Za-z0-9._-]+$ ]] || { echo "$USAGE" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "capture_big.sh: must run as root" >&2; exit 1; }
 command -v trace-cmd > /dev/null || { echo "capture_big.sh: trace-cmd is not installed" >&2; exit 1; }
 [ -e "$T/trace" ] || mount -t tracefs nodev "$T"
