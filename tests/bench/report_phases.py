@@ -4,9 +4,10 @@
 
 Wraps the functions `replay report` calls in turn (ingest; the engine's context, observed
 end state, sweep, tables and write; the report's figures from DuckDB, its plots and its
-renderers; the plots are the wait for the plot process) with wall-clock timers and prints one line per phase, then the replay seconds
-of each mode summed over the sweep's worker processes (a shared replay counts once) and
-how many configurations shared another's replay. The report is the same as the CLI's.
+renderers; the plots are the wait for the plot process) with wall-clock timers and prints
+one line per phase, then the replay seconds of each mode summed over the sweep's worker
+processes (a shared replay counts once), the slowest replays, and how many configurations
+shared another's replay. The report is the same as the CLI's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from timing import ROOT
 sys.path.insert(0, str(ROOT))
 
 PHASES: dict[str, float] = defaultdict(float)
+#: how many of the slowest replays to name
+SLOWEST = 3
 #: (module, function, phase) timed; the modules call them through their own globals.
 TIMED = (
     ("replay.ingestion", "ingest", "ingest"),
@@ -83,17 +86,18 @@ def main() -> None:
             print(f"  {phase:34s} {PHASES[phase]:8.2f} s  {100 * PHASES[phase] / total:5.1f} %")
     rest = total - sum(PHASES.values())
     print(f"  {'other (imports, checks, writes)':34s} {rest:8.2f} s  {100 * rest / total:5.1f} %")
-    per_mode: dict[str, float] = defaultdict(float)
-    runs: dict[str, set] = defaultdict(set)
+    per_replay: dict[tuple, float] = defaultdict(float)
     for r in results:
-        if getattr(r, "shared_from", None) is None:  # a group's time is split evenly over its searches
+        # a group's time is split evenly over its searches: their sum is the replay's
+        if getattr(r, "shared_from", None) is None:
             mode, n, _, policy = r.config
-            per_mode[mode] += r.elapsed
-            runs[mode].add((n, policy))
+            per_replay[mode, n, policy] += r.elapsed
     shared = sum(getattr(r, "shared_from", None) is not None for r in results)
-    for mode in sorted(per_mode):
-        print(f"  replays, {mode:9s} (sum over workers) {per_mode[mode]:8.2f} s "
-              f"({len(runs[mode])} replays)")
+    for mode in sorted({k[0] for k in per_replay}):
+        mine = [v for k, v in per_replay.items() if k[0] == mode]
+        print(f"  replays, {mode:9s} (sum over workers) {sum(mine):8.2f} s ({len(mine)} replays)")
+    for (mode, n, policy), secs in sorted(per_replay.items(), key=lambda kv: -kv[1])[:SLOWEST]:
+        print(f"  slow replay: {mode} max order {n} {policy:8s} {secs:8.2f} s")
     print(f"  configurations sharing another's replay: {shared} of {len(results)}")
 
 

@@ -22,8 +22,20 @@ class Timing(NamedTuple):
     rss_kib: int
 
 
+class CommandFailed(SystemExit):
+    """A timed command exited non-zero: exits with the command and its stderr's tail
+    unless caught. `stderr` is the command's own (with /usr/bin/time's "Command exited
+    with non-zero status N" or "Command terminated by signal N" as its last line);
+    `timing` is its wall, CPU and peak RSS up to the failure."""
+
+    def __init__(self, cmd: list[str], stderr: str, timing: Timing) -> None:
+        super().__init__(f"failed: {' '.join(cmd)}\n{stderr[-2000:]}")
+        self.stderr = stderr
+        self.timing = timing
+
+
 def timed(cmd: list[str]) -> Timing:
-    """`Timing` of `cmd` run under /usr/bin/time -v (exits with its stderr if it fails)."""
+    """`Timing` of `cmd` run under /usr/bin/time -v (raises `CommandFailed` if it fails)."""
     return timed_output(cmd, capture=False)[0]
 
 
@@ -38,8 +50,6 @@ def timed_output(cmd: list[str], capture: bool = True) -> tuple[Timing, str]:
     res = subprocess.run(["/usr/bin/time", "-v", *cmd], stderr=subprocess.PIPE, text=True,
                          stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
                          cwd=ROOT, env=env)
-    if res.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{res.stderr[-2000:]}")
 
     def field(name: str) -> str:
         return re.search(rf"{re.escape(name)}: (\S+)", res.stderr).group(1)
@@ -48,7 +58,10 @@ def timed_output(cmd: list[str], capture: bool = True) -> tuple[Timing, str]:
     seconds = sum(float(x) * 60**i for i, x in enumerate(reversed(wall)))
     cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
     rss = int(field("Maximum resident set size (kbytes)"))
-    return Timing(seconds, cpu, rss), res.stdout or ""
+    timing = Timing(seconds, cpu, rss)
+    if res.returncode != 0:
+        raise CommandFailed(cmd, res.stderr[:res.stderr.rfind("\tCommand being timed:")], timing)
+    return timing, res.stdout or ""
 
 
 def best(cmd: list[str], runs: int) -> Timing:
