@@ -26,6 +26,7 @@ from replay.dataset import EVENTS_FILE, SNAPSHOTS_DIR, STACKS_FILE, read_meta
 from ingest.errors import InputError, QueryError
 from replay.kernel.procfs import parse_pagetypeinfo
 from replay.kernel.sql import kernel_macros
+from replay.workers import result_of
 from ingest.schema import CONTEXT_HARDIRQ, CONTEXT_NMI, CONTEXT_SOFTIRQ, STACKS
 
 #: Internal view scripts in `queries/`, run in this order once the base views exist.
@@ -210,11 +211,11 @@ class Database:
         with ThreadPoolExecutor(1) as pool:
             future = pool.submit(run)
             try:
-                return future.result()
+                return result_of(future)
             except KeyboardInterrupt:
                 self.con.interrupt()
                 try:
-                    future.result()
+                    result_of(future)
                 except (Exception, KeyboardInterrupt):  # noqa: BLE001 - stopping anyway
                     pass
                 raise

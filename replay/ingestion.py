@@ -15,6 +15,7 @@ from replay.dataset import DatasetWriter, default_output
 from ingest.errors import InputError, OutputError
 from ingest.source import STDIN, spooled
 from replay.progress import progress_bar, warn
+from replay.workers import result_of
 
 
 def sha256_of(files: list[Path]) -> str:
@@ -111,12 +112,12 @@ def _ingest(trace: Path, path: Path, out: Path, fmt: str | None, force: bool, st
                 pending = None
                 for batch in reader.events():
                     if pending is not None:
-                        pending.result()
+                        result_of(pending)
                     pending = pool.submit(writer.add_events, batch)
                     bar.update(reader.position)
                     del batch  # the writer holds it until written
                 if pending is not None:
-                    pending.result()
+                    result_of(pending)
             for batch in reader.stacks():
                 writer.add_stacks(batch)
         stats = reader.stats

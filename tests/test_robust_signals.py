@@ -103,7 +103,7 @@ def test_sigint_during_sql_exits_130_without_traceback(tmp_path):
 
 _POOL_SCRIPT = textwrap.dedent("""
     import sys, time
-    from replay.workers import fork_pool
+    from replay.workers import completed, fork_pool
 
     def work(i):
         time.sleep(3600)
@@ -113,7 +113,7 @@ _POOL_SCRIPT = textwrap.dedent("""
         while len(pool._processes) < 2:
             time.sleep(0.01)
         print(*pool._processes, flush=True)
-        for f in futures:
+        for f in completed(futures):  # as the sweep waits
             f.result()
 """)
 

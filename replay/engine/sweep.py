@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,7 +27,7 @@ from replay.engine.validate import validate_buddy
 from replay.kernel.orders import COSTLY_ORDER
 from replay.kernel.pagestate import PCP, POLICIES
 from replay.progress import progress_bar
-from replay.workers import fork_pool
+from replay.workers import completed, fork_pool
 
 Config = tuple[str, int, str, str]  # mode, max order, search, policy
 
@@ -288,7 +287,7 @@ def _run_chains(gs: list[Group], work: list[list[int]], jobs: int
     if jobs > 1 and len(work) > 1:
         with fork_pool(jobs) as pool:  # workers die with this process
             futures = [pool.submit(run_chain, [gs[i] for i in c]) for c in work]
-            for f in as_completed(futures):
+            for f in completed(futures):
                 yield f.result()
     else:
         for c in work:
