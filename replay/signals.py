@@ -2,14 +2,17 @@
 
 A KeyboardInterrupt raised while Python code runs on behalf of an import or a C
 extension (pandas imported lazily by pyarrow, say) can be swallowed there, or leave a
-half-imported module behind, and the run would go on as if never interrupted. So the
-handler records the signal and, inside an import, raises only once the import is done
-(SIGALRM retries); writers call `check()` right before they put an output in place, and
+half-imported module behind, and the run would go on as if never interrupted; raised
+inside llvmlite's callbacks from LLVM while numba compiles, it is swallowed by ctypes
+and the compile fails later with a RuntimeError instead. So the handler records the
+signal and, inside an import or such a callback, raises only once it is done (SIGALRM
+retries); writers call `check()` right before they put an output in place, and
 the CLI exits as interrupted whenever one arrived.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 from types import FrameType
 from typing import Any
@@ -23,11 +26,15 @@ _received: int | None = None
 #: how soon a signal that arrived during an import is raised again
 _RETRY_SECONDS = 0.05
 _IMPORTING = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+#: llvmlite's modules: LLVM calls back into them through ctypes while numba compiles
+_LLVMLITE = os.sep + "llvmlite" + os.sep
 
 
-def _importing(frame: FrameType | None) -> bool:
+def _deferring(frame: FrameType | None) -> bool:
+    """Whether `frame` runs inside an import or an llvmlite callback."""
     while frame is not None:
-        if frame.f_code.co_filename in _IMPORTING:
+        name = frame.f_code.co_filename
+        if name in _IMPORTING or _LLVMLITE in name:
             return True
         frame = frame.f_back
     return False
@@ -36,13 +43,13 @@ def _importing(frame: FrameType | None) -> bool:
 def _handler(signum: int, frame: FrameType | None) -> None:
     """Record the signal and raise KeyboardInterrupt, except inside an import (a module
     interrupted half-way stays broken in sys.modules: pandas, imported lazily by pyarrow,
-    then fails with AttributeError): there, try again shortly."""
+    then fails with AttributeError) or an llvmlite callback: there, try again shortly."""
     global _received
     if signum != signal.SIGALRM:
         _received = signum
     if _received is None:
         return
-    if _importing(frame):
+    if _deferring(frame):
         signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
         return
     raise KeyboardInterrupt
