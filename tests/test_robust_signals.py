@@ -179,6 +179,31 @@ def test_sigint_during_a_sweep_exits_130(long_trace, tmp_path, command):
     assert sorted(p.name for p in ds.iterdir()) == before  # no sim/, report or temporary
 
 
+def test_signal_inside_an_llvmlite_callback_is_raised_after_it(tmp_path):
+    """ctypes swallows an exception raised in a callback from LLVM (numba compiling), and
+    the compile fails later with a RuntimeError: the interrupt waits for the callback."""
+    from replay import signals
+
+    callback = tmp_path / "llvmlite" / "binding" / "executionengine.py"  # its path only
+    code = compile(textwrap.dedent("""
+        import os, signal, time
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)  # the signal arrived; the callback must still finish
+        state["done"] = True
+    """), str(callback), "exec")
+    state = {"done": False}
+    previous = signals.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            exec(code, {"state": state})
+            assert state["done"]
+            time.sleep(10)  # the deferred KeyboardInterrupt lands here
+        assert state["done"]
+        assert signals.received() == signal.SIGINT
+    finally:
+        signals.restore(previous)
+
+
 def test_signal_during_an_import_is_raised_after_it(tmp_path, monkeypatch):
     """A module interrupted half-way stays broken in sys.modules (pandas, imported lazily
     by pyarrow, then failed with AttributeError): the interrupt waits for the import."""
