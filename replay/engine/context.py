@@ -11,7 +11,7 @@ import numpy as np
 
 from ingest.errors import InputError
 from replay.dataset import KPAGEFLAGS, read_meta, recorded_events
-from replay.engine.layout import Layout
+from replay.engine.layout import ZONE_INDEX, Layout
 from replay.engine.options import SimOptions
 from replay.engine.stream import Stream, load_stream
 from replay.engine.world import Snapshots, World, build_world, load_snapshots
@@ -38,7 +38,7 @@ class Context:
     wmin: np.ndarray
     wlow: np.ndarray
     prot: np.ndarray
-    tzone: np.ndarray  # per stream entry: the zone index of its traced pfn (-1 none)
+    tzone: np.ndarray  # int8 per stream entry: the zone index of its traced pfn (-1 none)
     sample_every: int
 
     @property
@@ -83,10 +83,10 @@ def build_context(stream: Stream, snaps: Snapshots, options: SimOptions,
     world, stream = build_world(stream, snaps)
     zlo, zhi, ztype = world.layout.arrays()
     wmin, wlow, prot = world.layout.watermarks()
-    tzone = np.where(stream.pfn >= 0, world.layout.zone_of(np.maximum(stream.pfn, 0)), -1)
+    tzone = world.layout.zone_of(stream.pfn, ZONE_INDEX)
     every = max(1, -(-len(stream.kind) // max(options.series_samples, 1)))
     release = stream.release
     return Context(stream, world, snaps, options, release, release_text,
                    fallbacks.fallback_era(release), fallbacks.nofragment(release),
                    world.kernel_max_order, zlo, zhi, ztype, wmin, wlow, prot,
-                   tzone.astype(np.int64), every)
+                   tzone, every)

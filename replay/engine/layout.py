@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from ingest.errors import InputError
 from replay.kernel import zones as kzones
 from replay.kernel.orders import KERNEL_MAX_ORDER
 from replay.kernel.procfs import ZoneInfo
+
+#: dtype of a zone index per stream entry (a node has at most MAX_NR_ZONES zones)
+ZONE_INDEX = np.int8
 
 
 @dataclass(frozen=True)
@@ -47,17 +51,30 @@ class Layout:
         return (np.array([z.wmark_min for z in self.zones], np.int64),
                 np.array([z.wmark_low for z in self.zones], np.int64), prot)
 
-    def zone_of(self, pfn: np.ndarray) -> np.ndarray:
-        """Zone index of each pfn, -1 outside every zone."""
+    def zone_of(self, pfn: np.ndarray, dtype: type = np.int64) -> np.ndarray:
+        """Zone index of each pfn as `dtype`, -1 outside every zone (a negative pfn too)."""
         start, end, _ = self.arrays()
-        idx = np.searchsorted(start, pfn, side="right") - 1
-        ok = (idx >= 0) & (pfn < end[np.clip(idx, 0, None)])
-        return np.where(ok, idx, -1)
+        out = np.empty(len(pfn), dtype)
+        _zone_index(np.asarray(pfn), start, end, out)
+        return out
 
     def describe(self) -> str:
         parts = [f"{z.name} [{z.start_pfn:#x}, {z.end_pfn:#x}) managed {z.managed}"
                  for z in self.zones]
         return f"{', '.join(parts)} ({self.source})"
+
+
+@numba.njit(cache=True)
+def _zone_index(pfn, start, end, out):
+    """out[i]: the last zone (by start pfn, ascending) starting at or below pfn[i] if it
+    ends above it, else -1; a pass over the pfns with no per-pfn temporaries."""
+    for i in range(len(pfn)):
+        out[i] = -1
+        for z in range(len(start) - 1, -1, -1):
+            if start[z] <= pfn[i]:
+                if pfn[i] < end[z]:
+                    out[i] = z
+                break
 
 
 def zoneinfo_layout(zones: list[ZoneInfo], source: str, pfns: np.ndarray) -> Layout:

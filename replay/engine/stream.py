@@ -57,6 +57,29 @@ _EVENT_KIND = {MM_PAGE_ALLOC: ALLOC, MM_PAGE_FREE: RAW_FREE,
                MM_PAGE_PCPU_DRAIN: DRAIN}
 
 
+#: The stream's dtypes: compact, since its arrays are the engine's per-entry memory (22
+#: bytes an entry). Pfns are 32-bit as the simulator's free lists are (buddy.py): the
+#: engine indexes at most PFN_LIMIT pages (8 TiB of 4 KiB pages), `check_pfns` refuses more.
+PFN, ORDER, MIGRATETYPE, ZONE_TYPE, TS = np.int32, np.int8, np.int8, np.int8, np.int64
+PFN_LIMIT = int(np.iinfo(PFN).max)
+
+
+def row_dtype(rows: int) -> type:
+    """The dtype of row numbers into an events.parquet of `rows` rows (not used by
+    compiled code, so it may depend on the size)."""
+    return np.int32 if rows <= np.iinfo(np.int32).max else np.int64
+
+
+def check_pfns(pfn: np.ndarray, order: np.ndarray, where: str) -> None:
+    """Refuse blocks past PFN_LIMIT pages (InputError naming `where`)."""
+    ok = pfn >= 0
+    if ok.any():
+        end = int((pfn[ok].astype(np.int64) + (np.int64(1) << order[ok])).max())
+        if end > PFN_LIMIT:
+            raise InputError(where, f"pfn {end - 1:#x}: beyond the {PFN_LIMIT:,} pages the "
+                             "engine indexes with 32-bit page numbers")
+
+
 @dataclass(frozen=True)
 class TracedFallbacks:
     """The trace's `mm_page_alloc_extfrag` events: where the kernel took a block from
@@ -85,14 +108,14 @@ class Stream:
     """The engine's input: one entry per operation, in trace order."""
 
     kind: np.ndarray  # int8: ALLOC ... ONLINE
-    pfn: np.ndarray  # int64: head pfn, -1 for a failed allocation
-    order: np.ndarray  # int64
-    migratetype: np.ndarray  # int64, engine numbering 0..2
-    zone_type: np.ndarray  # int64, preferred zone type (allocations)
+    pfn: np.ndarray  # PFN: head pfn, -1 for a failed allocation
+    order: np.ndarray  # ORDER
+    migratetype: np.ndarray  # MIGRATETYPE, engine numbering 0..2
+    zone_type: np.ndarray  # ZONE_TYPE, preferred zone type (allocations)
     pclass: np.ndarray  # uint8, replay.kernel.pagestate class of the pages (allocations)
     folio: np.ndarray  # bool: a compound allocation (__GFP_COMP: a folio, migrated whole)
-    ts_ns: np.ndarray  # int64
-    row: np.ndarray  # int64: row in events.parquet
+    ts_ns: np.ndarray  # TS
+    row: np.ndarray  # row_dtype(events): row in events.parquet
     extfrag: int  # mm_page_alloc_extfrag events in the trace
     batched_ignored: int  # batched frees that repeated an mm_page_free
     unplaceable: int  # events naming a page only by its struct page pointer
@@ -103,10 +126,8 @@ class Stream:
 
     @property
     def max_pfn(self) -> int:
-        ok = self.pfn >= 0
-        if not ok.any():
-            return 0
-        return int((self.pfn[ok] + (np.int64(1) << self.order[ok])).max())
+        """One past the last page a placed entry's block covers (0 without one)."""
+        return int(block_end(self.pfn, self.order))
 
     @property
     def failed(self) -> np.ndarray:
@@ -139,9 +160,13 @@ BATCH_ROWS = 1 << 18
 
 _COLUMNS = ["event", "pfn", "page", "order", "migratetype", "gfp_flags", "ts_ns",
             "fallback_order", "fallback_migratetype"]
-#: dtypes of the entries `_decode` returns (build_stream's arguments, in order)
-_ENTRY_DTYPES = (np.int8, np.int64, np.int64, np.int64, np.int64, np.uint8, np.bool_,
-                 np.int64, np.int64)
+
+
+def entry_dtypes(rows: int) -> tuple[type, ...]:
+    """The dtypes of a stream's entries of a trace of `rows` rows, in build_stream's order
+    (kind, pfn, order, migratetype, zone type, class, folio, ts, row)."""
+    return (np.int8, PFN, ORDER, MIGRATETYPE, ZONE_TYPE, np.uint8, np.bool_, TS,
+            row_dtype(rows))
 
 
 @dataclass(frozen=True)
@@ -158,16 +183,18 @@ def load_stream(dataset: Path, release: KernelRelease | None,
                 enabled: frozenset[str] = frozenset()) -> Stream:
     """Read `DATASET/events.parquet` into a `Stream`, with `release`'s rules; `enabled`
     names the events the recording enabled, where known (`replay.dataset.recorded_events`).
-    Rows are decoded BATCH_ROWS at a time into arrays of the whole trace's length."""
+    Rows are decoded BATCH_ROWS at a time into arrays of the whole trace's length, in the
+    stream's dtypes (their pages are touched only as entries fill them)."""
     path = Path(dataset) / EVENTS_FILE
     try:
         pf = pq.ParquetFile(path)
         total = pf.metadata.num_rows
-        out = [np.empty(total, t) for t in _ENTRY_DTYPES]
+        out = [np.empty(total, t) for t in entry_dtypes(total)]
         fallbacks: list[TracedFallbacks] = []
         rows = kept = extfrag = unplaceable = 0
         for batch in pf.iter_batches(BATCH_ROWS, columns=_COLUMNS):
             part = _decode(batch, rows, release)
+            check_pfns(part.entries[1], part.entries[2], str(path))
             n = len(part.entries[0])
             for whole, piece in zip(out, part.entries):
                 whole[kept:kept + n] = piece
@@ -176,12 +203,12 @@ def load_stream(dataset: Path, release: KernelRelease | None,
             fallbacks.append(part.fallbacks)
             extfrag += part.extfrag
             unplaceable += part.unplaceable
+            del part, batch
     except (OSError, pa.ArrowInvalid) as e:
         raise InputError(path, f"unreadable events: {e}") from None
-    return build_stream(*(x[:kept] for x in out), release, extfrag=extfrag,
-                        unplaceable=unplaceable, events=rows,
-                        fallbacks=TracedFallbacks.concat(fallbacks),
-                        drains_enabled=MM_PAGE_PCPU_DRAIN in enabled)
+    out = [x[:kept] for x in out]
+    return _assemble(out, release, extfrag, unplaceable, rows,
+                     TracedFallbacks.concat(fallbacks), MM_PAGE_PCPU_DRAIN in enabled)
 
 
 def _decode(table: pa.RecordBatch, offset: int, release: KernelRelease | None) -> _Part:
@@ -233,27 +260,42 @@ def build_stream(kind: np.ndarray, pfn: np.ndarray, order: np.ndarray, mt: np.nd
     the buddy lists by `release`'s rules. The per-CPU layer is traced when both buddy-level
     events are there, or zone_locked is and the recording enabled `mm_page_pcpu_drain`
     (a short trace may see no drain at all)."""
-    kind = kind.astype(np.int8).copy()
+    check_pfns(pfn, order, "stream")
+    return _assemble([kind, pfn, order, mt, zone, pclass, folio, ts, row], release, extfrag,
+                     unplaceable, len(kind) if events is None else events,
+                     fallbacks or TracedFallbacks.none(), drains_enabled)
+
+
+def _assemble(cols: list[np.ndarray], release: KernelRelease | None, extfrag: int,
+              unplaceable: int, events: int, fallbacks: TracedFallbacks,
+              drains_enabled: bool) -> Stream:
+    """build_stream on the columns of `cols` (its order), which it replaces one at a time
+    by the kept entries in the stream's dtypes: the caller's list, if it holds the only
+    references, then holds one column twice at most, never the whole stream."""
+    kind = cols[0] = np.array(cols[0], np.int8)  # a copy: _resolve rewrites it
+    pfn, order = cols[1], cols[2]
     pcp_traced = bool((kind == TAKE).any() and (drains_enabled or (kind == DRAIN).any()))
-    npages = int((pfn + (np.int64(1) << order)).max()) + 1 if len(pfn) else 1
     mask = orders.pcp_orders_mask(release) if pcp_traced else 0
-    ignored = _resolve(kind, pfn, order, npages, mask)
+    ignored = _resolve(kind, pfn, order, block_end(pfn, order) + 1, mask)
     if not pcp_traced:  # without the buddy-level events, the pcp layer is invisible
         kind[(kind == TAKE) | (kind == DRAIN)] = _DROP
     out = kind != _DROP
-    return Stream(
-        kind=kind[out], pfn=_kept(pfn, out, np.int64), order=_kept(order, out, np.int64),
-        migratetype=_kept(mt, out, np.int64), zone_type=_kept(zone, out, np.int64),
-        pclass=_kept(pclass, out, np.uint8), folio=_kept(folio, out, np.bool_),
-        ts_ns=ts[out], row=row[out],
-        extfrag=extfrag, batched_ignored=ignored, unplaceable=unplaceable,
-        events=len(kind) if events is None else events, pcp_traced=pcp_traced,
-        release=release, fallbacks=fallbacks or TracedFallbacks.none())
+    every = bool(out.all())
+    for i, dtype in enumerate(entry_dtypes(events)):
+        cols[i] = (cols[i] if every else cols[i][out]).astype(dtype, copy=False)
+    return Stream(*cols, extfrag=extfrag, batched_ignored=ignored, unplaceable=unplaceable,
+                  events=events, pcp_traced=pcp_traced, release=release, fallbacks=fallbacks)
 
 
-def _kept(values: np.ndarray, out: np.ndarray, dtype: type) -> np.ndarray:
-    """values[out] as `dtype`, converted in one copy."""
-    return values[out].astype(dtype, copy=False)
+@numba.njit(cache=True)
+def block_end(pfn, order):
+    """The largest pfn + 2^order over the placed entries (pfn >= 0); 0 without one (a
+    pass, not the temporaries of the expression)."""
+    end = 0
+    for i in range(len(pfn)):
+        if pfn[i] >= 0:
+            end = max(end, pfn[i] + (np.int64(1) << order[i]))
+    return end
 
 
 @numba.njit(cache=True)

@@ -289,20 +289,29 @@ def _estimate_classes(pcls: np.ndarray, state: np.ndarray, pb_mt: np.ndarray, lo
     fill = ([migratetypes.UNMOVABLE] * int(need[0]) + [migratetypes.RECLAIMABLE] * int(need[2]))
     for b, mt in zip(untyped, fill + [migratetypes.MOVABLE] * len(untyped)):
         pb_mt[b] = mt
-    # allocated pages with no class yet: by their pageblock's type
-    pages = np.arange(lo, hi)
-    todo = pages[undecided[lo:hi] & (pcls[lo:hi] == pagestate.PINNED)
-                 & (state[lo:hi] != W_OUT)]
-    movable = pb_mt[todo >> pbo] == migratetypes.MOVABLE
     lru = _lru_shares(zone)
     if lru is None:
         return
     shares = np.cumsum(lru)
-    # a deterministic spread (Knuth's multiplicative hash) in the LRU proportions
-    u = ((todo.astype(np.uint64) * np.uint64(2654435761)) % np.uint64(1 << 32)) / 2.0 ** 32
-    cls = np.where(u < shares[0], pagestate.MOVABLE,
-                   np.where(u < shares[1], pagestate.CLEAN, pagestate.DIRTY)).astype(np.uint8)
-    pcls[todo[movable]] = cls[movable]
+    _lru_classes(pcls, state, undecided, pb_mt, lo, hi, shares[0], shares[1])
+
+
+@numba.njit(cache=True)
+def _lru_classes(pcls, state, undecided, pb_mt, lo, hi, anon, clean):
+    """Class the allocated pages of [lo, hi) with no class yet (PINNED, undecided) in movable
+    pageblocks: anonymous, clean or dirty page cache by a deterministic spread (Knuth's
+    multiplicative hash of the pfn into [0, 1)) against the cumulative LRU shares `anon`
+    and `clean`. A pass over the pages, not per-page temporaries."""
+    for q in range(lo, hi):
+        if (undecided[q] and pcls[q] == pagestate.PINNED and state[q] != W_OUT
+                and pb_mt[q >> orders.HPAGE_PMD_ORDER] == migratetypes.MOVABLE):
+            u = ((np.uint64(q) * np.uint64(2654435761)) % np.uint64(1 << 32)) / 2.0 ** 32
+            if u < anon:
+                pcls[q] = pagestate.MOVABLE
+            elif u < clean:
+                pcls[q] = pagestate.CLEAN
+            else:
+                pcls[q] = pagestate.DIRTY
 
 
 def traced_max_order(snaps: Snapshots) -> int:
@@ -463,7 +472,8 @@ def _traced_pageblocks(stream: Stream, kind: np.ndarray, pb_mt: np.ndarray) -> N
     fb_blocks, fb_row, fb_mt = _fallback_pageblocks(stream.fallbacks, pbo, nb)
     first_fb = first_index(fb_blocks, np.ones(len(fb_blocks), np.bool_), nb)
     never = np.iinfo(np.int64).max
-    row_take = np.where(first_take >= 0, stream.row[np.maximum(first_take, 0)], never)
+    row_take = np.where(first_take >= 0,
+                        stream.row[np.maximum(first_take, 0)].astype(np.int64), never)
     row_fb = np.full(nb, never, np.int64)
     by_fb = np.flatnonzero(first_fb >= 0)
     row_fb[by_fb] = fb_row[first_fb[by_fb]]
