@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from replay.dataset import EVENTS_FILE
 from replay.engine.buddy import COUNTERS
@@ -22,6 +21,7 @@ from replay.engine.context import Context
 from replay.engine.fidelity import Fidelity
 from replay.engine.measures import indices
 from replay.engine.observed import EVIDENCE, INCONSISTENCIES, OUT_FAILED, OUT_FREE, OUTCOMES
+from replay.engine.rows import take_rows
 from replay.engine.sweep import RunResult
 from replay.kernel.fallbacks import ERA_NAMES
 from replay.kernel.pagestate import BUDDY, PCP
@@ -51,9 +51,8 @@ def requests_table(dataset: Path, ctx: Context, results: list[RunResult]) -> pa.
     """One row per request slot of every configuration."""
     s = ctx.stream
     all_sel = np.unique(np.concatenate([r.sel for r in results]))
-    ev = pq.read_table(dataset / EVENTS_FILE,
-                       columns=["seq", "ts_ns", "pid", "comm", "gfp_flags", "stack_id"])
-    ev = ev.take(pa.array(s.row[all_sel])).combine_chunks()
+    ev = take_rows(dataset / EVENTS_FILE,
+                   ["seq", "ts_ns", "pid", "comm", "gfp_flags", "stack_id"], s.row[all_sel])
     names = np.array(OUTCOMES)
     parts = []
     for r in results:
