@@ -41,10 +41,26 @@ REQUEST_COLUMNS = {
 }
 
 
+#: real_outcome's labels, by whether the traced kernel failed the request.
+REAL_OUTCOMES = ["success", "failed"]
+
+
 def _dict_cols(table: pa.Table, names: tuple[str, ...]) -> pa.Table:
     return table.cast(pa.schema([
         f.with_type(pa.dictionary(pa.int32(), pa.string())) if f.name in names else f
         for f in table.schema]))
+
+
+def _labels(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
+    """Per-row labels as int32 codes into `names`: a table of millions of rows repeats a
+    handful of strings (held as strings, they made the requests table the peak of a
+    6 M-event report)."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()),
+                                          pa.array(names, pa.string()))
+
+
+def _constant(value: str, names: list[str], m: int) -> pa.DictionaryArray:
+    return _labels(np.full(m, names.index(value), np.int32), names)
 
 
 def requests_table(dataset: Path, ctx: Context, results: list[RunResult]) -> pa.Table:
@@ -53,30 +69,32 @@ def requests_table(dataset: Path, ctx: Context, results: list[RunResult]) -> pa.
     all_sel = np.unique(np.concatenate([r.sel for r in results]))
     ev = take_rows(dataset / EVENTS_FILE,
                    ["seq", "ts_ns", "pid", "comm", "gfp_flags", "stack_id"], s.row[all_sel])
-    names = np.array(OUTCOMES)
+    modes, searches, policies = ([*dict.fromkeys(r.config[k] for r in results)]
+                                 for k in (0, 2, 3))
     parts = []
     for r in results:
         mode, n, search, policy = r.config
         m = len(r.sel)
         sub = ev.take(pa.array(np.searchsorted(all_sel, r.sel), pa.int64()))
         parts.append(pa.table({
-            "mode": pa.repeat(mode, m), "max_order": pa.array(np.full(m, n, np.int16)),
-            "search": pa.repeat(search, m), "policy": pa.repeat(policy, m),
+            "mode": _constant(mode, modes, m), "max_order": pa.array(np.full(m, n, np.int16)),
+            "search": _constant(search, searches, m),
+            "policy": _constant(policy, policies, m),
             "seq": sub.column("seq"), "ts_ns": sub.column("ts_ns"),
             "order": pa.array(s.order[r.sel].astype(np.int16)),
             "gfp_flags": sub.column("gfp_flags"),
             "migratetype": pa.array(s.migratetype[r.sel].astype(np.int16)),
             "pid": sub.column("pid"), "comm": sub.column("comm"),
             "stack_id": sub.column("stack_id"),
-            "real_outcome": pa.array(np.where(s.pfn[r.sel] >= 0, "success", "failed")),
-            "outcome": pa.array(names[r.out]), "cost": pa.array(r.cost),
+            "real_outcome": _labels((s.pfn[r.sel] < 0).astype(np.int32), REAL_OUTCOMES),
+            "outcome": _labels(r.out.astype(np.int32), list(OUTCOMES)),
+            "cost": pa.array(r.cost),
             "pages_reclaimed": pa.array(r.reclaimed), "pages_migrated": pa.array(r.migrated),
             "false_failure": pa.array(r.false),
         }))
     table = pa.concat_tables(parts).combine_chunks()
     assert tuple(table.column_names) == tuple(REQUEST_COLUMNS)
-    return _dict_cols(table, ("mode", "search", "policy", "real_outcome", "outcome", "comm",
-                              "gfp_flags"))
+    return _dict_cols(table, ("comm", "gfp_flags"))
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
