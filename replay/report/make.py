@@ -58,6 +58,7 @@ def make_report(source: Path, html: Path | None, options: ReportOptions,
 def _make_report(source: Path, html: Path | None, options: ReportOptions, force: bool,
                  quiet: bool, dataset: Path | None, render_plots: Renderer
                  ) -> tuple[Path, Path, Path]:
+    """`make_report`'s steps, the plots drawn by `render_plots`."""
     dataset = dataset or dataset_for(source, force, quiet)
     paths = report_paths(Path(html) if html else dataset / "report.html")
     if paths[0].is_dir():
