@@ -10,8 +10,10 @@ The parent waits for its tasks with `completed`, which stays interruptible.
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -22,6 +24,13 @@ from multiprocessing import get_context
 PR_SET_PDEATHSIG = 1
 #: Seconds between the waiting main thread's checks for a signal (`completed`).
 WAKE_S = 0.2
+
+
+def may_fork() -> bool:
+    """Whether this process may fork a child that runs Python: it is single-threaded (a
+    fork copies a lock another thread holds, held for ever in the child) and not a
+    daemon (multiprocessing refuses a daemon's children)."""
+    return threading.active_count() == 1 and not multiprocessing.current_process().daemon
 
 
 def die_with_parent(parent: int) -> None:

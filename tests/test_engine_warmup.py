@@ -23,3 +23,28 @@ def test_warm_up_compiles_the_signatures_a_real_sweep_uses(tmp_path):
     ds = ingest(SAMPLES / "ftrace-thp.trace.txt.xz", tmp_path / "thp.replay", quiet=True)
     run_sweep(ds, options, quiet=True)
     assert (set(replay_simulated.signatures), set(replay_observed.signatures)) == before
+
+
+def test_the_engine_compiles_in_a_child_beside_the_with_body(tmp_path, monkeypatch):
+    """`compiling_beside` runs the compile in another process while the body runs, and
+    the `with` ends only once that process has (the real compile is stubbed: a minute)."""
+    import os
+    import time
+
+    from replay.engine import warmup
+
+    marks = tmp_path / "marks"
+
+    def compile_stub(options):
+        time.sleep(0.5)
+        marks.write_text(f"{os.getpid()}\n")
+
+    monkeypatch.setattr(warmup, "engine_cached", lambda: False)
+    monkeypatch.setattr(warmup, "compile_engine", compile_stub)
+    monkeypatch.setattr(warmup, "may_fork", lambda: True)  # earlier tests' threads: harmless here
+    t = time.monotonic()
+    with warmup.compiling_beside(SimOptions(), quiet=True):
+        body = time.monotonic() - t
+        assert not marks.exists()  # the body is not kept waiting for the compile
+    assert body < 0.5 <= time.monotonic() - t
+    assert int(marks.read_text()) != os.getpid()

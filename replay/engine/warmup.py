@@ -6,7 +6,11 @@ replay."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numba
@@ -20,6 +24,7 @@ from replay.engine.world import Snapshots
 from replay.kernel import migratetypes, pagestate
 from replay.kernel.zones import ZONE_NORMAL
 from replay.progress import note
+from replay.workers import die_with_parent, may_fork
 
 #: The compiled entry points whose cache files say the engine was compiled.
 ENTRY_POINTS = ("simulated.replay_simulated", "observed.replay_observed")
@@ -57,4 +62,37 @@ def announce_and_compile(options: SimOptions, quiet: bool) -> None:
              "minute on 2 cores)")
     compile_engine(options)
     if not quiet:
+        note(f"replay: compiled the replay engine in {time.monotonic() - start:.0f} s")
+
+
+def _compile_child(options: SimOptions, parent: int) -> None:
+    die_with_parent(parent)
+    compile_engine(options)
+
+
+@contextmanager
+def compiling_beside(options: SimOptions, quiet: bool) -> Iterator[None]:
+    """Compile the engine in a forked child while the `with` body runs (`replay report`'s
+    ingest, whose readers compile in this process at the same time, on the other core),
+    when it is not compiled yet and this process may fork; leaving the `with` waits for
+    the child (killed on an error or a stop). A child that failed leaves the compile to
+    `announce_and_compile`, in this process."""
+    if engine_cached() or not may_fork():
+        yield
+        return
+    start = time.monotonic()
+    if not quiet:
+        note("replay: compiling the replay engine beside the ingest, once per version of "
+             "replay (about a minute on 2 cores)")
+    proc = multiprocessing.get_context("fork").Process(
+        target=_compile_child, args=(options, os.getpid()), name="replay-compile")
+    proc.start()
+    try:
+        yield
+        proc.join()
+    except BaseException:
+        proc.kill()
+        proc.join()
+        raise
+    if not quiet and proc.exitcode == 0:
         note(f"replay: compiled the replay engine in {time.monotonic() - start:.0f} s")

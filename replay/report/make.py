@@ -59,7 +59,11 @@ def _make_report(source: Path, html: Path | None, options: ReportOptions, force:
                  quiet: bool, dataset: Path | None, render_plots: Renderer
                  ) -> tuple[Path, Path, Path]:
     """`make_report`'s steps, the plots drawn by `render_plots`."""
-    dataset = dataset or dataset_for(source, force, quiet)
+    from replay.engine.warmup import compiling_beside
+    from replay.report.sweep import sim_options
+
+    with compiling_beside(sim_options(options), quiet):  # the engine compiles beside the ingest
+        dataset = dataset or dataset_for(source, force, quiet)
     paths = report_paths(Path(html) if html else dataset / "report.html")
     if paths[0].is_dir():
         raise OutputError(f"{paths[0]}: is a directory; give the report's file name, "
@@ -69,7 +73,8 @@ def _make_report(source: Path, html: Path | None, options: ReportOptions, force:
         raise OutputError(f"{existing[0]}: already exists (use --force to replace it)")
     if not paths[0].parent.is_dir():
         raise OutputError(f"{paths[0].parent}: no such directory")
-    # the engine, DuckDB and matplotlib load only once the inputs and outputs are known good
+    # the figures and renderers load only once the inputs and outputs are known good (the
+    # engine loaded before the ingest, to compile beside it on a first run)
     from replay.report.collect import collect
     from replay.report.html import render_html
     from replay.report.markdown import render_markdown

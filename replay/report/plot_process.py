@@ -3,22 +3,21 @@
 The child loads matplotlib and sets up a first figure (about 0.6 s) while the parent
 ingests the trace and loads the stream, work that keeps one core busy and leaves the
 other idle; when the figures are known the parent sends them and gets the SVG text back.
-A process that is not single-threaded (a server, a cluster's client) or is a daemon
-draws the plots itself: forking it could copy a lock another thread holds.
+A process that may not fork (`workers.may_fork`: a server's, a cluster client's) draws
+the plots itself.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
 from ingest.errors import ReplayError
-from replay.workers import die_with_parent
+from replay.workers import die_with_parent, may_fork
 
 Renderer = Callable[[dict[str, Any]], dict[str, str]]
 
@@ -73,7 +72,7 @@ def plot_renderer() -> Iterator[Renderer]:
     """A function from the report's figures to its plots (`plots.render_all`), drawn in
     a forked child started now when this process may fork; the child is stopped when
     the `with` ends, whether or not it was used."""
-    if threading.active_count() > 1 or multiprocessing.current_process().daemon:
+    if not may_fork():
         yield _in_process
         return
     ctx = multiprocessing.get_context("fork")
