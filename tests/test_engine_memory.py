@@ -18,6 +18,7 @@ from replay.engine.stream import (
     PFN_LIMIT,
     TAKE,
     build_stream,
+    check_pfns,
     entry_dtypes,
     load_stream,
 )
@@ -50,9 +51,10 @@ def test_a_block_past_the_32_bit_page_numbers_is_refused():
     args = (a(0, 0), a(0, 0), a(0, 0), np.zeros(2, np.uint8), np.zeros(2, bool), a(0, 1),
             a(0, 1), None)
     last = PFN_LIMIT - 2  # an order-1 block ending at the limit fits
-    s = build_stream(np.array([TAKE, ALLOC], np.int8), a(last, last), a(1, 1), *args)
-    assert s.pfn.tolist() == [last] and s.max_pfn == PFN_LIMIT
+    check_pfns(a(last), a(1), "stream")  # (a stream there would index 2^31 pages: 2.5 GB)
     with pytest.raises(InputError, match="32-bit"):
+        check_pfns(a(last + 1), a(1), "stream")
+    with pytest.raises(InputError, match="32-bit"):  # refused before any per-page array
         build_stream(np.array([TAKE, ALLOC], np.int8), a(last + 1, last + 1), a(1, 1),
                      *args)
 
