@@ -4,6 +4,7 @@ into the same place removes; forked workers die with their parent."""
 
 from __future__ import annotations
 
+import glob
 import lzma
 import os
 import signal
@@ -102,8 +103,10 @@ def test_sigint_during_sql_exits_130_without_traceback(tmp_path):
 
 
 _POOL_SCRIPT = textwrap.dedent("""
-    import sys, time
+    import faulthandler, signal, sys, time
     from replay.workers import completed, fork_pool
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's diagnosis
 
     def work(i):
         time.sleep(3600)
@@ -133,7 +136,17 @@ def test_workers_die_with_their_parent(signum):
     workers = [int(p) for p in proc.stdout.readline().split()]
     assert len(workers) == 2 and all(map(_alive, workers))
     proc.send_signal(signum)
-    proc.communicate(timeout=60)
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # seen once in a loaded full suite: say where it hung
+        masks = [open(t).read() for t in glob.glob(f"/proc/{proc.pid}/task/*/status")]
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail("no exit after the signal; threads:\n" + "\n".join(
+            " ".join(line for line in m.splitlines() if line.startswith(("Name", "Sig", "Shd")))
+            for m in masks) + "\n" + err[-3000:])
     deadline = time.monotonic() + 30
     while any(map(_alive, workers)) and time.monotonic() < deadline:
         time.sleep(0.05)
