@@ -104,9 +104,13 @@ def test_sigint_during_sql_exits_130_without_traceback(tmp_path):
 
 _POOL_SCRIPT = textwrap.dedent("""
     import faulthandler, signal, sys, time
+    from replay import signals
     from replay.workers import completed, fork_pool
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's diagnosis
+    # handlers of its own, as the CLI's: a run started in the background by a script
+    # inherits SIGINT ignored, and Python then leaves it so
+    signals.install()
 
     def work(i):
         time.sleep(3600)
@@ -138,7 +142,7 @@ def test_workers_die_with_their_parent(signum):
     proc.send_signal(signum)
     try:
         proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:  # seen once in a loaded full suite: say where it hung
+    except subprocess.TimeoutExpired:  # say where it hung
         masks = [open(t).read() for t in glob.glob(f"/proc/{proc.pid}/task/*/status")]
         proc.send_signal(signal.SIGUSR1)
         time.sleep(1)
