@@ -14,10 +14,11 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from multiprocessing import get_context
+from multiprocessing.process import BaseProcess
 
 #: prctl option (include/uapi/linux/prctl.h): signal sent to this process when its
 #: parent thread exits
@@ -79,6 +80,29 @@ def kill_workers(pool: ProcessPoolExecutor) -> None:
             p.join(5)
         except (OSError, ValueError, AssertionError):
             pass
+
+
+def _run_child(parent: int, target: Callable[..., object], args: tuple) -> None:
+    die_with_parent(parent)
+    target(*args)
+
+
+@contextmanager
+def forked_child(target: Callable[..., object], *args: object, name: str
+                 ) -> Iterator[BaseProcess]:
+    """`target(*args)` in a child forked now that dies with this process
+    (`die_with_parent`): killed when the `with` ends on an exception (an error or a
+    stop), waited for when it ends normally. Fork only where `may_fork()`."""
+    proc = get_context("fork").Process(target=_run_child, args=(os.getpid(), target, args),
+                                       name=name)
+    proc.start()
+    try:
+        yield proc
+    except BaseException:
+        proc.kill()
+        raise
+    finally:
+        proc.join()
 
 
 def completed(futures: Iterable[Future]) -> Iterator[Future]:

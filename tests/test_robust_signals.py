@@ -143,7 +143,7 @@ def test_workers_die_with_their_parent(signum):
     try:
         proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:  # say where it hung
-        masks = [open(t).read() for t in glob.glob(f"/proc/{proc.pid}/task/*/status")]
+        masks = [Path(t).read_text() for t in glob.glob(f"/proc/{proc.pid}/task/*/status")]
         proc.send_signal(signal.SIGUSR1)
         time.sleep(1)
         proc.kill()

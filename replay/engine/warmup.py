@@ -6,8 +6,6 @@ replay."""
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +22,7 @@ from replay.engine.world import Snapshots
 from replay.kernel import migratetypes, pagestate
 from replay.kernel.zones import ZONE_NORMAL
 from replay.progress import note
-from replay.workers import die_with_parent, may_fork
+from replay.workers import forked_child, may_fork
 
 #: The compiled entry points whose cache files say the engine was compiled.
 ENTRY_POINTS = ("simulated.replay_simulated", "observed.replay_observed")
@@ -65,11 +63,6 @@ def announce_and_compile(options: SimOptions, quiet: bool) -> None:
         note(f"replay: compiled the replay engine in {time.monotonic() - start:.0f} s")
 
 
-def _compile_child(options: SimOptions, parent: int) -> None:
-    die_with_parent(parent)
-    compile_engine(options)
-
-
 @contextmanager
 def compiling_beside(options: SimOptions, quiet: bool) -> Iterator[None]:
     """Compile the engine in a forked child while the `with` body runs (`replay report`'s
@@ -84,15 +77,7 @@ def compiling_beside(options: SimOptions, quiet: bool) -> Iterator[None]:
     if not quiet:
         note("replay: compiling the replay engine beside the ingest, once per version of "
              "replay (about a minute on 2 cores)")
-    proc = multiprocessing.get_context("fork").Process(
-        target=_compile_child, args=(options, os.getpid()), name="replay-compile")
-    proc.start()
-    try:
+    with forked_child(compile_engine, options, name="replay-compile") as proc:
         yield
-        proc.join()
-    except BaseException:
-        proc.kill()
-        proc.join()
-        raise
     if not quiet and proc.exitcode == 0:
         note(f"replay: compiled the replay engine in {time.monotonic() - start:.0f} s")

@@ -10,14 +10,13 @@ the plots itself.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
 from ingest.errors import ReplayError
-from replay.workers import die_with_parent, may_fork
+from replay.workers import forked_child, may_fork
 
 Renderer = Callable[[dict[str, Any]], dict[str, str]]
 
@@ -26,10 +25,9 @@ class PlotError(ReplayError):
     """The plot process failed or died."""
 
 
-def _serve(conn: Connection, parent: int) -> None:
+def _serve(conn: Connection) -> None:
     """The child: load matplotlib, draw one throw-away figure, then render the report
     it is sent and send back ("ok", svgs) or ("error", message)."""
-    die_with_parent(parent)
     from replay.report.plots import render_all, warm_up
 
     warm_up()
@@ -75,16 +73,10 @@ def plot_renderer() -> Iterator[Renderer]:
     if not may_fork():
         yield _in_process
         return
-    ctx = multiprocessing.get_context("fork")
-    here, there = ctx.Pipe()
-    proc = ctx.Process(target=_serve, args=(there, os.getpid()), name="replay-plots")
-    proc.start()
-    there.close()
-    try:
-        yield PlotProcess(here).render
-    except BaseException:
-        proc.kill()  # an error or a stop: no plots are wanted any more
-        raise
-    finally:
-        here.close()  # an unused child sees the end of the pipe and exits
-        proc.join()
+    here, there = multiprocessing.get_context("fork").Pipe()
+    with forked_child(_serve, there, name="replay-plots"):
+        there.close()
+        try:
+            yield PlotProcess(here).render
+        finally:
+            here.close()  # an unused child sees the end of the pipe and exits
