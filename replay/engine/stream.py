@@ -72,12 +72,10 @@ def row_dtype(rows: int) -> type:
 
 def check_pfns(pfn: np.ndarray, order: np.ndarray, where: str) -> None:
     """Refuse blocks past PFN_LIMIT pages (InputError naming `where`)."""
-    ok = pfn >= 0
-    if ok.any():
-        end = int((pfn[ok].astype(np.int64) + (np.int64(1) << order[ok])).max())
-        if end > PFN_LIMIT:
-            raise InputError(where, f"pfn {end - 1:#x}: beyond the {PFN_LIMIT:,} pages the "
-                             "engine indexes with 32-bit page numbers")
+    end = int(block_end(pfn, order))
+    if end > PFN_LIMIT:
+        raise InputError(where, f"pfn {end - 1:#x}: beyond the {PFN_LIMIT:,} pages the "
+                         "engine indexes with 32-bit page numbers")
 
 
 @dataclass(frozen=True)
