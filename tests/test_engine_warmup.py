@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from replay.engine.observed import replay_observed
+from replay.engine.observed import observe_entries
 from replay.engine.options import SimOptions
 from replay.engine.simulate import run_sweep
 from replay.engine.simulated import replay_simulated
@@ -18,11 +18,11 @@ def test_warm_up_compiles_the_signatures_a_real_sweep_uses(tmp_path):
     options = SimOptions(max_orders=(5,), searches=("linear",), policies=("free",), jobs=1,
                          snapshots=str(SAMPLES / "ftrace-thp.snapshots"))
     compile_engine(options)
-    before = (set(replay_simulated.signatures), set(replay_observed.signatures))
+    before = (set(replay_simulated.signatures), set(observe_entries.signatures))
     assert before[0] and before[1]
     ds = ingest(SAMPLES / "ftrace-thp.trace.txt.xz", tmp_path / "thp.replay", quiet=True)
     run_sweep(ds, options, quiet=True)
-    assert (set(replay_simulated.signatures), set(replay_observed.signatures)) == before
+    assert (set(replay_simulated.signatures), set(observe_entries.signatures)) == before
 
 
 def test_the_engine_compiles_in_a_child_beside_the_with_body(tmp_path, monkeypatch):

@@ -25,9 +25,9 @@ placement of likely-to-merge buddies.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from replay.engine.compiled import njit_noalloc
 from replay.kernel import pagestate
 from replay.kernel.fallbacks import CLAIM_STEAL, HYGIENE
 from replay.kernel.migratetypes import FALLBACKS, MOVABLE, PCPTYPES
@@ -76,7 +76,7 @@ class BuddyState:
                 self.forder)
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def add_to_free(st, z, p, o, mt):
     free_order, fmt, nxt, prv, heads = st[S_FREE_ORDER], st[S_FMT], st[S_NXT], st[S_PRV], \
         st[S_HEADS]
@@ -92,7 +92,7 @@ def add_to_free(st, z, p, o, mt):
     st[S_ZFREE][z] += np.int64(1) << o
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def del_from_free(st, z, p):
     free_order, fmt, nxt, prv, heads = st[S_FREE_ORDER], st[S_FMT], st[S_NXT], st[S_PRV], \
         st[S_HEADS]
@@ -112,15 +112,15 @@ def del_from_free(st, z, p):
     st[S_ZFREE][z] -= np.int64(1) << o
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def move_to_free_list(st, z, p, mt):
     """move_to_free_list(): a free block onto another migratetype's list."""
-    o = st[S_FREE_ORDER][p]
+    o = np.int64(st[S_FREE_ORDER][p])
     del_from_free(st, z, p)
     add_to_free(st, z, p, o, mt)
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def set_pageblocks(pb_mt, pbo, p, o, mt):
     """change_pageblock_range(): every pageblock of [p, p + 2^o) becomes `mt`."""
     first = p >> pbo
@@ -129,7 +129,7 @@ def set_pageblocks(pb_mt, pbo, p, o, mt):
         pb_mt[b] = mt
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def expand(st, z, p, low, high, mt):
     """Split [p, p + 2^high) down to order `low`, the upper halves going on mt's lists."""
     ctr = st[S_CTR]
@@ -139,13 +139,13 @@ def expand(st, z, p, low, high, mt):
         ctr[C_SPLITS] += 1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def page_del_and_expand(st, z, p, low, high, mt):
     del_from_free(st, z, p)
     expand(st, z, p, low, high, mt)
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def rmqueue_smallest(st, z, order, mt, max_order):
     heads, ctr = st[S_HEADS], st[S_CTR]
     for o in range(order, max_order + 1):
@@ -158,14 +158,14 @@ def rmqueue_smallest(st, z, order, mt, max_order):
     return -1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def can_steal_fallback(order, start_mt, pbo):
     """can_steal_fallback() / should_try_claim_block(): may this fallback claim the whole
     pageblock? (orders of half a pageblock and up, and any non-movable request)"""
     return order >= pbo or order >= pbo // 2 or start_mt != MOVABLE
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def find_suitable_fallback(st, z, o, mt):
     """find_suitable_fallback(): the first fallback type with a block of order o, or -1."""
     heads, ctr = st[S_HEADS], st[S_CTR]
@@ -177,7 +177,7 @@ def find_suitable_fallback(st, z, o, mt):
     return -1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def prep_move_freepages_block(st, zlo, zhi, start, pbo):
     """(ok, free pages, movable pages) of the pageblock at `start`; not ok across a zone edge."""
     free_order, smt = st[S_FREE_ORDER], st[S_SMT]
@@ -199,7 +199,7 @@ def prep_move_freepages_block(st, zlo, zhi, start, pbo):
     return True, free, movable
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def move_freepages_block(st, z, start, pbo, new_mt):
     """__move_freepages_block(): the pageblock's free blocks onto new_mt's lists."""
     free_order = st[S_FREE_ORDER]
@@ -214,7 +214,7 @@ def move_freepages_block(st, z, start, pbo, new_mt):
             q += 1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def claim_threshold_met(st, zlo, zhi, p, start_mt, block_mt, pbo):
     """(inside, met, pageblock start): whether the pageblock lies inside the zone, and
     whether its free + compatible pages reach half of it."""
@@ -231,7 +231,7 @@ def claim_threshold_met(st, zlo, zhi, p, start_mt, block_mt, pbo):
     return True, free + alike >= (np.int64(1) << (pbo - 1)), start
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def try_to_claim_block(st, z, zlo, zhi, p, cur, order, start_mt, block_mt, max_order, pbo):
     """try_to_claim_block() (6.15+; steal_suitable_fallback()'s claim in 6.10-6.14)."""
     pb_mt = st[S_PB_MT]
@@ -248,7 +248,7 @@ def try_to_claim_block(st, z, zlo, zhi, p, cur, order, start_mt, block_mt, max_o
     return -1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def rmqueue_claim(st, z, zlo, zhi, order, mt, max_order, pbo, nofragment):
     """__rmqueue_claim() (6.15+): the largest fallback block whose pageblock can be claimed."""
     heads, ctr = st[S_HEADS], st[S_CTR]
@@ -269,7 +269,7 @@ def rmqueue_claim(st, z, zlo, zhi, order, mt, max_order, pbo, nofragment):
     return -1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def rmqueue_steal(st, z, order, mt, max_order):
     """__rmqueue_steal() (6.15+): the smallest fallback block, no ownership change."""
     heads, ctr = st[S_HEADS], st[S_CTR]
@@ -284,7 +284,7 @@ def rmqueue_steal(st, z, order, mt, max_order):
     return -1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def rmqueue_fallback_classic(st, z, zlo, zhi, order, mt, max_order, pbo, nofragment, era):
     """__rmqueue_fallback() up to 6.14: largest fallback block first (smallest for a movable
     request that cannot claim), then steal_suitable_fallback(); CLASSIC moves the
@@ -347,7 +347,7 @@ def rmqueue_fallback_classic(st, z, zlo, zhi, order, mt, max_order, pbo, nofragm
     return rmqueue_smallest(st, z, order, mt, max_order)
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def rmqueue(st, z, zlo, zhi, order, mt, max_order, pbo, nofragment, era):
     """__rmqueue(): own lists, then the era's fallback (never stealing under NOFRAGMENT)."""
     p = rmqueue_smallest(st, z, order, mt, max_order)
@@ -362,14 +362,14 @@ def rmqueue(st, z, zlo, zhi, order, mt, max_order, pbo, nofragment, era):
                                     era)
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def watermark_ok(st, z, order, mark, prot):
     """__zone_watermark_ok()'s free-page test: the zone keeps `mark` plus lowmem_reserve
     pages free after the request (the order test is rmqueue finding a block)."""
     return st[S_ZFREE][z] - ((np.int64(1) << order) - 1) > mark + prot
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def buddy_alloc(st, zlo, zhi, ztype, wmin, wlow, prot, first, pref, order, mt, max_order,
                 pbo, era, nofrag_ok):
     """A block of `order` for a request of zone type `pref`: (pfn, zone) or (-1, -1).
@@ -417,11 +417,11 @@ def buddy_alloc(st, zlo, zhi, ztype, wmin, wlow, prot, first, pref, order, mt, m
     return -1, -1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def free_one_page(st, z, zlo, zhi, p, o, max_order, pbo):
     """__free_one_page(): merge [p, p + 2^o) with free buddies up to max_order."""
     free_order, pb_mt, ctr = st[S_FREE_ORDER], st[S_PB_MT], st[S_CTR]
-    mt = pb_mt[p >> pbo]
+    mt = np.int64(pb_mt[p >> pbo])
     while o < max_order:
         b = p ^ (np.int64(1) << o)
         if b < zlo or b + (np.int64(1) << o) > zhi or free_order[b] != o:
@@ -435,7 +435,7 @@ def free_one_page(st, z, zlo, zhi, p, o, max_order, pbo):
     add_to_free(st, z, p, o, mt)
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def free_range(st, z, zlo, zhi, s, n, max_order, pbo):
     """Give [s, s + n) back to the buddy lists as aligned blocks of order <= max_order; the
     pages become free (class BUDDY, no traced page)."""
@@ -454,7 +454,7 @@ def free_range(st, z, zlo, zhi, s, n, max_order, pbo):
         q += np.int64(1) << o
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def free_head_of(free_order, q, max_order):
     """The head pfn of the free block containing free page q (-1 if q is in none)."""
     for o in range(0, max_order + 1):

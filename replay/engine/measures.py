@@ -10,11 +10,12 @@ counterfactual is about exactly those requests.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from replay.engine.compiled import njit_noalloc
 
-@numba.njit(cache=True)
+
+@njit_noalloc
 def _contig_info(nr_free, order):
     blocks = 0
     free = 0
@@ -27,7 +28,7 @@ def _contig_info(nr_free, order):
     return blocks, free, suitable
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def unusable_free_index(nr_free, order):
     """unusable_free_index(): thousandths of the free pages in blocks too small for `order`."""
     blocks, free, suitable = _contig_info(nr_free, order)
@@ -36,7 +37,7 @@ def unusable_free_index(nr_free, order):
     return (free - (suitable << order)) * 1000 // free
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def fragmentation_index(nr_free, order):
     """__fragmentation_index(): -1000 if `order` would succeed; near 0 lack of memory,
     near 1000 fragmentation."""
@@ -53,7 +54,7 @@ _ONES = np.uint64(0x0101010101010101)
 _HIGHS = np.uint64(0x8080808080808080)
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def free_blocks(pcls, lo, hi, max_order, nr_free):
     """Add to `nr_free[0..max_order]` the blocks a fully coalesced buddy would hold for the
     free pages (class 0) of [lo, hi); return the longest free run (pages).

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
+from replay.engine.compiled import njit_noalloc
 from replay.kernel.pagestate import DIRTY, PCP, POLICIES, POLICY_MAX_CLASS
 
 SEARCHES = ("linear", "coalesced", "bitmap")
@@ -50,14 +50,14 @@ def coalesced_grid(align: int, offset: int, block: int) -> tuple[int, int]:
     return 0, 0
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def _first_at_or_after(x, step, first):
     """The smallest s >= x with s % step == first % step."""
     r = (first - x) % step
     return x + r
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def _scan(pcls, hi, size, step, first, frm, to, search, policy, block):
     """First usable run starting in [frm, to) on the grid (step, first); returns (start, cost).
 
@@ -110,7 +110,7 @@ def _scan(pcls, hi, size, step, first, frm, to, search, policy, block):
     return -1, cost
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def run_classes(pcls, start, size):
     """(free, reclaimable, movable) pages in [start, start + size): free in the buddy lists
     or on per-CPU lists, page cache (clean or dirty), movable."""
@@ -128,7 +128,7 @@ def run_classes(pcls, start, size):
     return nf, nr, nm
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def find_run(pcls, lo, hi, size, step, first, cursor, search, policy, block, zone_free):
     """Search one zone [lo, hi) from `cursor`, wrapping once; returns (start, cost).
 
@@ -159,11 +159,11 @@ def find_run(pcls, lo, hi, size, step, first, cursor, search, policy, block, zon
     return -1, cost
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def run_exists(pcls, lo, hi, size, step, first, zone_free):
     """Whether any run of free-or-freeable pages (the `migrate` policy) exists in [lo, hi)."""
-    s, _ = find_run(pcls, lo, hi, size, step, first, lo, LINEAR, POLICY_MIGRATE, 1,
-                    zone_free)
+    s, _ = find_run(pcls, lo, hi, size, step, first, lo, np.int64(LINEAR),
+                    np.int64(POLICY_MIGRATE), np.int64(1), zone_free)  # find_run's types
     return s >= 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from replay.engine.compiled import njit_noalloc
 from replay.engine.measures import free_blocks
 from replay.engine.memarea import find_run, run_classes, run_exists
 from replay.engine.stream import ALLOC, DRAIN, FREE_BUDDY, FREE_PCP, ONLINE, TAKE
@@ -40,7 +41,7 @@ OUT_BUDDY, OUT_FREE, OUT_RECLAIM, OUT_MIGRATE, OUT_FAILED = range(len(OUTCOMES))
 SERIES_ORDERS = 11
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def zone_index(zlo, zhi, p):
     """The zone holding pfn p, -1 if none."""
     for z in range(len(zlo)):
@@ -49,7 +50,7 @@ def zone_index(zlo, zhi, p):
     return -1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def apply_alloc(pcls, aorder, zfree, z, p, o, cls, bad):
     """A caller gets [p, p + 2^o) (from the buddy lists or a per-CPU list)."""
     double = False
@@ -65,7 +66,7 @@ def apply_alloc(pcls, aorder, zfree, z, p, o, cls, bad):
     aorder[p] = o
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def apply_free(pcls, aorder, zfree, z, p, o, to, bad):
     """A caller gives [p, p + 2^o) back, onto a per-CPU list or the buddy lists (`to`)."""
     if aorder[p] != o and pcls[p] > PCP:
@@ -82,7 +83,7 @@ def apply_free(pcls, aorder, zfree, z, p, o, to, bad):
     aorder[p] = -1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def apply_move(pcls, zfree, z, p, o, frm, to, bad):
     """Pages move between the buddy lists and a per-CPU list (TAKE, DRAIN, ONLINE)."""
     wrong = False
@@ -107,7 +108,7 @@ def zone_free_pages(pcls, zlo, zhi):
     return out
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def memarea_request(pcls, zlo, zhi, ztype, zfree, cursor, pref, size, grid, egrid, searches,
                     policy, block, costs):
     """Ask memarea for `size` pages in the zonelist of zone type `pref`.
@@ -144,10 +145,10 @@ def memarea_request(pcls, zlo, zhi, ztype, zfree, cursor, pref, size, grid, egri
     return -1, -1, 0, 0, OUT_FAILED, exists
 
 
-@numba.njit(cache=True)
 def replay_observed(kind, pfn, order, pclass, zone_pref, pcls, aorder, zlo, zhi, ztype,
                     max_order, searches, policy, grids, egrids, req_slot, r_out, r_cost,
-                    r_recl, r_migr, r_false, sample_every, ser_nr, ser_long, ser_at):
+                    r_recl, r_migr, r_false, sample_every, ser_nr, ser_long, ser_at
+                    ) -> np.ndarray:
     """Replay the stream over (pcls, aorder), asking memarea for requests above max_order.
 
     Per request slot: outcome, cost per search, pages reclaimed, pages migrated, false
@@ -156,8 +157,20 @@ def replay_observed(kind, pfn, order, pclass, zone_pref, pcls, aorder, zlo, zhi,
     every `sample_every` entries and at the end. Returns the inconsistency counters.
     """
     bad = np.zeros(len(INCONSISTENCIES), np.int64)
-    zfree = zone_free_pages(pcls, zlo, zhi)
-    cursor = zlo.copy()
+    observe_entries(kind, pfn, order, pclass, zone_pref, pcls, aorder, zlo, zhi, ztype,
+                    max_order, searches, policy, grids, egrids, req_slot, r_out, r_cost,
+                    r_recl, r_migr, r_false, sample_every, ser_nr, ser_long, ser_at,
+                    zone_free_pages(pcls, zlo, zhi), zlo.copy(), bad)
+    return bad
+
+
+@njit_noalloc
+def observe_entries(kind, pfn, order, pclass, zone_pref, pcls, aorder, zlo, zhi, ztype,
+                    max_order, searches, policy, grids, egrids, req_slot, r_out, r_cost,
+                    r_recl, r_migr, r_false, sample_every, ser_nr, ser_long, ser_at, zfree,
+                    cursor, bad):
+    """`replay_observed`'s loop, over its zones' free pages `zfree`, memarea's search
+    cursors and the inconsistency counters `bad`, which it updates."""
     block = np.int64(1) << max_order
     nz = len(zlo)
     k = 0
@@ -197,4 +210,3 @@ def replay_observed(kind, pfn, order, pclass, zone_pref, pcls, aorder, zlo, zhi,
             apply_move(pcls, zfree, z, p, o, PCP, BUDDY, bad)
         elif e == ONLINE:
             apply_move(pcls, zfree, z, p, o, OUTSIDE, BUDDY, bad)
-    return bad

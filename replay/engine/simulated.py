@@ -57,6 +57,7 @@ from replay.engine.buddy import (
     free_head_of,
     free_range,
 )
+from replay.engine.compiled import njit_noalloc
 from replay.engine.measures import free_blocks
 from replay.engine.observed import OUT_BUDDY, OUT_FAILED, memarea_request, zone_index
 from replay.engine.stream import DRAIN, FREE_BUDDY, FREE_PCP, ONLINE, TAKE
@@ -64,7 +65,7 @@ from replay.kernel.orders import HPAGE_PMD_ORDER
 from replay.kernel.pagestate import BUDDY, CLEAN, DIRTY, ISOLATED, MOVABLE, OUTSIDE, PCP
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def populate(st, zlo, zhi, max_order, pbo):
     """Fill the free lists from the world's free pages (class BUDDY), each free run cut
     into the largest aligned blocks; every other page of the world maps to itself."""
@@ -85,7 +86,7 @@ def populate(st, zlo, zhi, max_order, pbo):
             q = e
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def _mark(st, s, n, cls, mt, p, folio_order):
     """Simulated [s, s + n) now holds traced [p, p + n) (p < 0: nothing traced) as `cls`;
     `folio_order` > 0 makes the block one folio (migrated whole)."""
@@ -101,7 +102,7 @@ def _mark(st, s, n, cls, mt, p, folio_order):
             s2r[s + i] = -1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def _held(st, p, n, cls):
     """The simulated head holding traced [p, p + n) as one aligned block of class `cls`,
     or -1."""
@@ -115,7 +116,7 @@ def _held(st, p, n, cls):
     return s0
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def _unmap(st, q):
     """Simulated page q no longer stands for a traced page."""
     s2r, r2s = st[S_S2R], st[S_R2S]
@@ -125,12 +126,12 @@ def _unmap(st, q):
     s2r[q] = -1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def _migrate_page(st, z, zlo, zhi, zt, wmin, wlow, prot, q, max_order, pbo, era):
     """Migrate simulated page q to a free page outside the run; returns 1."""
     pcls, smt, s2r, r2s = st[S_PCLS], st[S_SMT], st[S_S2R], st[S_R2S]
-    d, dz = buddy_alloc(st, zlo, zhi, zt, wmin, wlow, prot, -1, zt[z], 0, max(smt[q], 0),
-                        max_order, pbo, era, False)
+    d, dz = buddy_alloc(st, zlo, zhi, zt, wmin, wlow, prot, np.int64(-1), zt[z], np.int64(0),
+                        np.int64(max(smt[q], 0)), max_order, pbo, era, np.bool_(False))
     r = s2r[q]
     if d >= 0:  # find_run checked the zone's free pages could take them all
         pcls[d] = MOVABLE
@@ -144,7 +145,7 @@ def _migrate_page(st, z, zlo, zhi, zt, wmin, wlow, prot, q, max_order, pbo, era)
     return 1
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def _migrate_folio(st, z, zlo, zhi, zt, wmin, wlow, prot, q, s, end, max_order, pbo, era):
     """Migrate the folio holding page q whole, to a free block of its order outside the
     run (migrate_pages() moves folios; a THP needs a destination of its own order).
@@ -154,11 +155,11 @@ def _migrate_folio(st, z, zlo, zhi, zt, wmin, wlow, prot, q, s, end, max_order, 
     (try_split_folio), and its pages migrate one by one."""
     pcls, smt, s2r, r2s, forder, ctr = st[S_PCLS], st[S_SMT], st[S_S2R], st[S_R2S], \
         st[S_FORDER], st[S_CTR]
-    fo = forder[q]
+    fo = np.int64(forder[q])
     n = np.int64(1) << fo
     h = q >> fo << fo
-    d, dz = buddy_alloc(st, zlo, zhi, zt, wmin, wlow, prot, -1, zt[z], fo, max(smt[q], 0),
-                        max_order, pbo, era, False)
+    d, dz = buddy_alloc(st, zlo, zhi, zt, wmin, wlow, prot, np.int64(-1), zt[z], fo,
+                        np.int64(max(smt[q], 0)), max_order, pbo, era, np.bool_(False))
     if d < 0:
         for x in range(h, h + n):
             forder[x] = 0
@@ -184,7 +185,7 @@ def _migrate_folio(st, z, zlo, zhi, zt, wmin, wlow, prot, q, s, end, max_order, 
     return min(h + n, end), n
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def _take_run(st, z, zlo, zhi, zt, wmin, wlow, prot, s, size, max_order, pbo, era):
     """Isolate [s, s + size): its free blocks leave the lists (parts outside go back),
     per-CPU pages are drained, page cache dropped (dirty pages written back), movable
@@ -246,7 +247,7 @@ def _take_run(st, z, zlo, zhi, zt, wmin, wlow, prot, s, size, max_order, pbo, er
     return reclaimed, migrated
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def _release(st, zlo, zhi, p, o, max_order, pbo, cls):
     """Give back to the buddy lists what the simulator holds for traced [p, p + 2^o)
     (pages of class `cls`, or any class but free when cls < 0); False if nothing."""
@@ -261,16 +262,16 @@ def _release(st, zlo, zhi, p, o, max_order, pbo, cls):
         return True
     any_ = False
     for i in range(n):
-        s = r2s[p + i]
+        s = np.int64(r2s[p + i])
         if s >= 0 and (cls < 0 and pcls[s] > PCP or pcls[s] == cls):
             z = zone_index(zlo, zhi, s)
-            free_range(st, z, zlo[z], zhi[z], s, 1, max_order, pbo)
+            free_range(st, z, zlo[z], zhi[z], s, np.int64(1), max_order, pbo)
             r2s[p + i] = -1
             any_ = True
     return any_
 
 
-@numba.njit(cache=True)
+@njit_noalloc
 def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, folio, zone_pref, tzone,
                      lo, hi, zlo, zhi, ztype, wmin, wlow, prot, max_order, pbo, era, nofrag,
                      searches, policy, grids, egrids, req_slot, r_out, r_cost, r_recl, r_migr,
@@ -279,22 +280,23 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, folio, z
     pcls, ctr = st[S_PCLS], st[S_CTR]
     block = np.int64(1) << max_order
     for i in range(lo, hi):
-        p = pfn[i]
-        o = order[i]
+        p = np.int64(pfn[i])  # one compiled version of each callee: int64 arguments
+        o = np.int64(order[i])
+        mt = np.int64(migratetype[i])
+        tz = np.int64(tzone[i])
         e = kind[i]
         n = np.int64(1) << o
         if e == TAKE:
             if o > max_order:
                 continue
-            tz = tzone[i]
-            s, z = buddy_alloc(st, zlo, zhi, ztype, wmin, wlow, prot, tz, ztype[tz], o,
-                               migratetype[i], max_order, pbo, era, nofrag)
+            s, z = buddy_alloc(st, zlo, zhi, ztype, wmin, wlow, prot, tz, ztype[tz], o, mt,
+                               max_order, pbo, era, nofrag)
             ctr[C_REFILLS] += 1
             if s >= 0:
-                _mark(st, s, n, PCP, migratetype[i], p, 0)
+                _mark(st, s, n, PCP, mt, p, 0)
             continue
         if e == DRAIN:
-            if o <= max_order and _release(st, zlo, zhi, p, o, max_order, pbo, PCP):
+            if o <= max_order and _release(st, zlo, zhi, p, o, max_order, pbo, np.int64(PCP)):
                 ctr[C_DRAINS] += 1
                 ctr[C_FREES] += 1
             continue
@@ -307,14 +309,13 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, folio, z
                 ctr[C_UNMAPPED_FREES] += 1
             continue
         if e == FREE_PCP or e == FREE_BUDDY:
-            if _release(st, zlo, zhi, p, o, max_order, pbo, -1):
+            if _release(st, zlo, zhi, p, o, max_order, pbo, np.int64(-1)):
                 ctr[C_FREES] += 1
             else:
                 ctr[C_UNMAPPED_FREES] += 1
             continue
         if e == ONLINE:
-            z = tzone[i]
-            free_range(st, z, zlo[z], zhi[z], p, n, max_order, pbo)
+            free_range(st, tz, zlo[tz], zhi[tz], p, n, max_order, pbo)
             ctr[C_ONLINE] += n
             ctr[C_FREES] += 1
             continue
@@ -331,8 +332,8 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, folio, z
             else:
                 s = _held(st, p, n, PCP)
                 if s < 0:
-                    s, z = buddy_alloc(st, zlo, zhi, ztype, wmin, wlow, prot, tzone[i],
-                                       zone_pref[i], o, migratetype[i], max_order, pbo, era,
+                    s, z = buddy_alloc(st, zlo, zhi, ztype, wmin, wlow, prot, tz,
+                                       np.int64(zone_pref[i]), o, mt, max_order, pbo, era,
                                        nofrag)
                     ctr[C_DIRECT] += 1
                 out = OUT_BUDDY if s >= 0 else OUT_FAILED
@@ -347,7 +348,7 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, folio, z
             elif p < 0:
                 s = -1  # judged, not served: the kernel failed it
         if s >= 0:
-            _mark(st, s, n, pclass[i], migratetype[i], p, o if folio[i] else 0)
+            _mark(st, s, n, pclass[i], mt, p, o if folio[i] else 0)
         elif p >= 0:
             for x in range(p, p + n):
                 st[S_R2S][x] = -1  # the traced allocation got nothing here

@@ -25,7 +25,7 @@ from replay.progress import note
 from replay.workers import forked_child, may_fork
 
 #: The compiled entry points whose cache files say the engine was compiled.
-ENTRY_POINTS = ("simulated.replay_simulated", "observed.replay_observed")
+ENTRY_POINTS = ("simulated.replay_simulated", "observed.observe_entries")
 
 
 def engine_cached() -> bool:
