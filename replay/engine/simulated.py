@@ -87,6 +87,15 @@ def populate(st, zlo, zhi, max_order, pbo):
 
 
 @njit_noalloc
+def type_allocated(pcls, smt, pb_mt, pbo):
+    """An allocated page's migratetype is its pageblock's (one pass, no temporaries: a
+    replay's fresh memory is slow to touch on a VM)."""
+    for q in range(len(pcls)):
+        if PCP < pcls[q] < ISOLATED:
+            smt[q] = pb_mt[q >> pbo]
+
+
+@njit_noalloc
 def _mark(st, s, n, cls, mt, p, folio_order):
     """Simulated [s, s + n) now holds traced [p, p + n) (p < 0: nothing traced) as `cls`;
     `folio_order` > 0 makes the block one folio (migrated whole)."""
@@ -413,7 +422,6 @@ def new_state(world, nzones: int, max_order: int, zlo: np.ndarray, zhi: np.ndarr
     shift = HPAGE_PMD_ORDER - state.pb_order
     blocks = np.arange(len(state.pb_mt)) >> shift
     state.pb_mt[:] = world.pb_mt[np.minimum(blocks, len(world.pb_mt) - 1)]
-    allocated = (state.pcls > PCP) & (state.pcls < ISOLATED)
-    state.smt[allocated] = state.pb_mt[np.flatnonzero(allocated) >> state.pb_order]
+    type_allocated(state.pcls, state.smt, state.pb_mt, state.pb_order)
     populate(state.arrays(), zlo, zhi, max_order, state.pb_order)
     return state
