@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from replay import __version__, signals
+from replay.arrow_ints import valid_values
 from replay.atomic import (OLD, TMP, OutputLock, cannot_write, remove_stale, same_or_nested,
                            sibling)
 from ingest.errors import InputError, OutputError
@@ -37,21 +38,6 @@ PROC_FILES = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo")
 KPAGEFLAGS = "start-kpageflags.zst"
 
 _ROW_GROUP = 1 << 20
-
-
-def _valid_values(arr: pa.Array) -> np.ndarray:
-    """The non-null values of an integer array, as numpy.
-
-    Read straight from the Arrow buffers: pyarrow.compute costs ~0.2 s to import and
-    `Array.to_numpy` imports pandas, on every `replay ingest`.
-    """
-    validity, data = arr.buffers()[:2]
-    end = arr.offset + len(arr)
-    values = np.frombuffer(data, arr.type.to_pandas_dtype(), end)[arr.offset:]
-    if arr.null_count == 0:
-        return values
-    valid = np.unpackbits(np.frombuffer(validity, np.uint8), count=end, bitorder="little")
-    return values[valid[arr.offset:].astype(bool)]
 
 
 def default_output(trace: Path) -> Path:
@@ -243,10 +229,10 @@ class DatasetWriter:
         self.rows += n
         event = batch.column("event")  # dictionary-encoded: count codes, not strings
         names = event.dictionary.to_pylist()
-        codes = np.bincount(_valid_values(event.indices), minlength=len(names))
+        codes = np.bincount(valid_values(event.indices), minlength=len(names))
         for code in np.flatnonzero(codes):
             self.counts[names[code]] += int(codes[code])
-        ts = _valid_values(batch.column("ts_ns"))
+        ts = valid_values(batch.column("ts_ns"))
         if len(ts):
             lo, hi = int(ts.min()), int(ts.max())
             self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)

@@ -43,6 +43,7 @@ from ingest.schema import (
     MM_PAGE_FREE_BATCHED,
     MM_PAGE_PCPU_DRAIN,
 )
+from replay.arrow_ints import filled_ints
 from replay.dataset import EVENTS_FILE
 from replay.kernel import gfp, migratetypes, orders, pagestate, tracepoints
 from replay.kernel.release import KernelRelease
@@ -138,8 +139,7 @@ def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[list, np.ndarray]:
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_encode()
-    return (arr.dictionary.to_pylist(),
-            arr.indices.fill_null(len(arr.dictionary)).to_numpy(zero_copy_only=False))
+    return arr.dictionary.to_pylist(), filled_ints(arr.indices, len(arr.dictionary))
 
 
 def _per_value(values: list, fn, default: int) -> np.ndarray:
@@ -148,8 +148,7 @@ def _per_value(values: list, fn, default: int) -> np.ndarray:
 
 
 def _ints(table: pa.Table | pa.RecordBatch, name: str, null: int) -> np.ndarray:
-    return table.column(name).fill_null(null).to_numpy(zero_copy_only=False).astype(
-        np.int64, copy=False)
+    return filled_ints(table.column(name), null)
 
 
 #: Rows of events.parquet decoded at a time: the temporaries of one batch, not of the

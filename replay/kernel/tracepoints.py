@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from replay.arrow_ints import filled_ints, is_valid
 from replay.kernel.release import KernelRelease, at_least
 
 CLAIM_TRACE_GAP = 64  # rows: a claim's zone_locked and its extfrag (same CPU, zone lock held)
@@ -45,17 +45,13 @@ def claim_take_before_extfrag(release: KernelRelease | None) -> bool:
 def allocation_failed(pfn: pa.ChunkedArray | pa.Array, page: pa.ChunkedArray | pa.Array
                       ) -> np.ndarray:
     """Per event, whether an allocation event says it failed: no pfn and no page."""
-    no_page = pc.or_kleene(pc.is_null(page), pc.equal(page, pa.scalar(0, page.type)))
-    no_page = no_page.fill_null(True)
-    return pc.and_(pc.is_null(pfn), no_page).to_numpy(zero_copy_only=False)
+    return ~is_valid(pfn) & (filled_ints(page, 0) == 0)
 
 
 def unplaceable(pfn: pa.ChunkedArray | pa.Array, page: pa.ChunkedArray | pa.Array
                 ) -> np.ndarray:
     """Per event, a page the trace names only by its struct page pointer (no pfn)."""
-    has_page = pc.and_(pc.is_valid(page), pc.not_equal(page, pa.scalar(0, page.type)))
-    has_page = has_page.fill_null(False)
-    return pc.and_(pc.is_null(pfn), has_page).to_numpy(zero_copy_only=False)
+    return ~is_valid(pfn) & (filled_ints(page, 0) != 0)
 
 
 def sql_macros() -> str:
