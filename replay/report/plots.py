@@ -29,6 +29,10 @@ _STYLE = {
     "grid.alpha": 0.3,
 }
 _SIZE = (5.2, 2.9)
+#: Fixed margins (figure fractions) for _SIZE: room for the title, tick labels up to
+#: seven characters and the axis labels. A tight bounding box would draw every figure
+#: twice (0.64 -> 0.40 s for the six plots of a 3 M-event report).
+_MARGINS = {"left": 0.14, "right": 0.97, "bottom": 0.17, "top": 0.88}
 _POLICY_STYLE = {"free": "o-", "reclaim": "s-", "migrate": "^-"}
 
 _PROLOG = re.compile(r"^.*?(?=<svg)", re.S)
@@ -37,13 +41,14 @@ _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
 
 def _svg(fig: plt.Figure) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    fig.savefig(buf, format="svg", metadata={"Date": None})
     plt.close(fig)
     return _METADATA.sub("", _PROLOG.sub("", buf.getvalue(), count=1))
 
 
 def _figure(title: str) -> tuple[plt.Figure, plt.Axes]:
     fig, ax = plt.subplots(figsize=_SIZE)
+    fig.subplots_adjust(**_MARGINS)
     ax.set_title(title, loc="left", fontsize=10)
     return fig, ax
 
