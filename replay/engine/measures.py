@@ -15,38 +15,32 @@ import numpy as np
 from replay.engine.compiled import njit_noalloc
 
 
-@njit_noalloc
-def _contig_info(nr_free, order):
-    blocks = 0
-    free = 0
-    suitable = 0
-    for j in range(len(nr_free)):
-        blocks += nr_free[j]
-        free += nr_free[j] << j
-        if j >= order:
-            suitable += nr_free[j] << (j - order)
+def _contig_info(nr_free: np.ndarray, order: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """fill_contig_page_info(): (blocks, free pages, blocks suitable for `order`) of each
+    zone of `nr_free` (free block counts, the orders on its last axis)."""
+    shifts = np.arange(nr_free.shape[-1])
+    blocks = nr_free.sum(axis=-1)
+    free = (nr_free << shifts).sum(axis=-1)
+    suitable = (nr_free[..., order:] << shifts[:max(nr_free.shape[-1] - order, 0)]).sum(axis=-1)
     return blocks, free, suitable
 
 
-@njit_noalloc
-def unusable_free_index(nr_free, order):
-    """unusable_free_index(): thousandths of the free pages in blocks too small for `order`."""
-    blocks, free, suitable = _contig_info(nr_free, order)
-    if free == 0:
-        return 1000
-    return (free - (suitable << order)) * 1000 // free
+def unusable_free_index(nr_free: np.ndarray, order: int) -> np.ndarray:
+    """unusable_free_index(): thousandths of the free pages in blocks too small for `order`
+    (per zone of `nr_free`, int64; 1000 for a zone with no free page)."""
+    _, free, suitable = _contig_info(np.asarray(nr_free, np.int64), order)
+    return np.where(free == 0, 1000,
+                    (free - (suitable << order)) * 1000 // np.maximum(free, 1))
 
 
-@njit_noalloc
-def fragmentation_index(nr_free, order):
+def fragmentation_index(nr_free: np.ndarray, order: int) -> np.ndarray:
     """__fragmentation_index(): -1000 if `order` would succeed; near 0 lack of memory,
-    near 1000 fragmentation."""
-    blocks, free, suitable = _contig_info(nr_free, order)
-    if blocks == 0:
-        return 0
-    if suitable:
-        return -1000
-    return 1000 - (1000 + free * 1000 // (1 << order)) // blocks
+    near 1000 fragmentation (per zone of `nr_free`, int64; 0 for a zone with no free
+    block)."""
+    blocks, free, suitable = _contig_info(np.asarray(nr_free, np.int64), order)
+    index = 1000 - (1000 + free * 1000 // (1 << order)) // np.maximum(blocks, 1)
+    return np.where(blocks == 0, 0, np.where(suitable > 0, -1000, index))
 
 
 #: Bytes of pcls read as one word when skipping runs of one kind (used or free).
@@ -95,8 +89,8 @@ def free_blocks(pcls, lo, hi, max_order, nr_free):
 
 
 def indices(nr_free: np.ndarray, orders: int) -> tuple[np.ndarray, np.ndarray]:
-    """(unusable, fragmentation) index in thousandths for orders 0..orders-1."""
-    nr = np.ascontiguousarray(nr_free, dtype=np.int64)
-    u = np.array([unusable_free_index(nr, k) for k in range(orders)], dtype=np.int64)
-    f = np.array([fragmentation_index(nr, k) for k in range(orders)], dtype=np.int64)
-    return u, f
+    """(unusable, fragmentation) index in thousandths for orders 0..orders-1, on a new
+    last axis after the zones of `nr_free` (free block counts, orders on the last axis)."""
+    nr = np.asarray(nr_free, np.int64)
+    return (np.stack([unusable_free_index(nr, k) for k in range(orders)], axis=-1),
+            np.stack([fragmentation_index(nr, k) for k in range(orders)], axis=-1))

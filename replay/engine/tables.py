@@ -190,11 +190,7 @@ def series_table(ctx: Context, r: RunResult) -> pa.Table | None:
     mode, n, search, policy = r.config
     nr = r.ser_nr  # sample x zone x order
     k, nz, no = nr.shape
-    ui = np.empty_like(nr)
-    fi = np.empty_like(nr)
-    for i in range(k):
-        for z in range(nz):
-            ui[i, z], fi[i, z] = indices(nr[i, z], no)
+    ui, fi = indices(nr, no)
     names = np.array([z.name for z in ctx.layout.zones])
     s = ctx.stream
     ts = s.ts_ns[np.minimum(at, len(s.ts_ns) - 1)]
