@@ -4,7 +4,8 @@ Usage: python tests/bench/bench_engine.py [--dataset DIR] [--trace TRACE] [--dat
     [--snapshots DIR]
 
 Prints the events/s of single replays (observed and simulated, N = 5 and 9, the baseline;
-in process, after a warm-up that loads numba's on-disk cache), then times the whole
+in process, after a warm-up that loads numba's on-disk cache; an observed one also without
+the fragmentation series, which one observed replay per sweep samples), then times the whole
 default sweep (`replay simulate DATASET`: 6 max orders x 3 searches x 3 policies x 2
 modes + the baseline, all cores, replays shared where configurations cannot differ) and
 `trace-cmd report` of the same trace as whole processes under /usr/bin/time -v, with
@@ -37,7 +38,7 @@ def replay_rates(dataset: Path, snapshots: Path | None) -> None:
     """events/s of single replays, in this process."""
     from replay.engine.context import prepare
     from replay.engine.options import SimOptions
-    from replay.engine.sweep import run_configs
+    from replay.engine.sweep import Group, replay_group, run_configs
 
     t = time.perf_counter()
     opts = SimOptions(snapshots=str(snapshots) if snapshots else None, jobs=1)
@@ -51,6 +52,13 @@ def replay_rates(dataset: Path, snapshots: Path | None) -> None:
         dt = time.perf_counter() - t
         print(f"{cfg[0]:9s} N={cfg[1]:<2d} {cfg[2]}/{cfg[3]}: {dt:6.2f} s, "
               f"{ctx.stream.events / dt / 1e6:6.2f} M events/s ({len(r.sel)} requests)")
+        if cfg[0] == "observed":  # one observed replay per sweep samples the series
+            group = Group(cfg[0], cfg[1], cfg[3], (cfg[2],), False)
+            t = time.perf_counter()
+            replay_group(ctx, group)
+            dt = time.perf_counter() - t
+            print(f"{'':9s} {'':4s} without the series: {dt:6.2f} s, "
+                  f"{ctx.stream.events / dt / 1e6:6.2f} M events/s")
 
 
 def main() -> None:
