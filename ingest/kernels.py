@@ -200,9 +200,9 @@ def _extension() -> ModuleType | None:
 
 def _build(root: Path, key: str) -> None:
     """Compile every kernel into root/key/ (atomically: a temporary directory renamed),
-    with a line on stderr per phase, terminal or not: the build takes about a minute."""
+    with a line on stderr per phase, terminal or not: the build takes about 20 s."""
     start = time.monotonic()
-    _say(f"compiling the readers' kernels, once, into {root / key} (about a minute)")
+    _say(f"compiling the readers' kernels, once, into {root / key} (about 20 s)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba.pycc is "pending deprecation"
         from numba.core import types

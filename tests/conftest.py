@@ -17,7 +17,7 @@ SAMPLES = ROOT / "sample_traces"
 @pytest.fixture(scope="session", autouse=True)
 def compiled_kernels() -> bool:
     """Build the readers' compiled kernels before any test runs (the first build takes
-    about a minute), rather than inside whichever test first reads a trace."""
+    about 20 s), rather than inside whichever test first reads a trace."""
     from ingest import kernels
 
     return kernels.load()

@@ -56,8 +56,7 @@ def announce_and_compile(options: SimOptions, quiet: bool) -> None:
         return
     start = time.monotonic()
     if not quiet:
-        note("replay: compiling the replay engine, once per version of replay (about a "
-             "minute on 2 cores)")
+        note("replay: compiling the replay engine, once per version of replay (about 20 s)")
     compile_engine(options)
     if not quiet:
         note(f"replay: compiled the replay engine in {time.monotonic() - start:.0f} s")
@@ -76,7 +75,7 @@ def compiling_beside(options: SimOptions, quiet: bool) -> Iterator[None]:
     start = time.monotonic()
     if not quiet:
         note("replay: compiling the replay engine beside the ingest, once per version of "
-             "replay (about a minute on 2 cores)")
+             "replay (about 20 s)")
     with forked_child(compile_engine, options, name="replay-compile") as proc:
         yield
     if not quiet and proc.exitcode == 0:
