@@ -38,13 +38,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from timing import CAPTURES, ROOT, CommandFailed, Timing, timed
+from timing import CAPTURES, ROOT, WARM_UP, CommandFailed, Timing, timed, warm_up
 
 #: the default traces: (name, events, time limit) for sample_traces/capture_big.sh
 CAPTURED = (("big3m", 3_000_000, 60), ("big6m", 6_000_000, 120))
-#: a small committed trace reported once, untimed, before the benchmarks: the first run
-#: after an installation compiles the hot loops, a one-time cost not to count in the pairs
-WARM_UP = ROOT / "sample_traces" / "ftrace-thp.dat"
 
 
 @dataclass
@@ -105,17 +102,6 @@ def _benches(args: argparse.Namespace) -> list[Bench]:
                 sys.exit(f"{p}: no such file (record one with sample_traces/capture_big.sh)")
         out.append(Bench(trace, dat, snaps if snaps.is_dir() else None))
     return out
-
-
-def _warm_up(work: Path) -> None:
-    """`replay report` of WARM_UP, so that the compiled code is cached before the pairs."""
-    run = work / "warm-up"
-    run.mkdir()
-    (run / WARM_UP.name).symlink_to(WARM_UP)
-    t = timed([sys.executable, "-m", "replay", "report", str(run / WARM_UP.name), "-o",
-               str(run / "report.html"), "-q"])
-    print(_line(f"warm-up: replay report {WARM_UP.name}", t), flush=True)
-    shutil.rmtree(run)
 
 
 def _run(b: Bench, args: argparse.Namespace, work: Path) -> None:
@@ -205,7 +191,7 @@ def main() -> None:
     benches = _benches(args)
     work = Path(tempfile.mkdtemp(prefix="bench-report-", dir=args.workdir))
     try:
-        _warm_up(work)
+        print(_line(f"warm-up: replay report {WARM_UP.name}", warm_up(work)), flush=True)
         for b in benches:
             _run(b, args, work)
         _summary(benches)

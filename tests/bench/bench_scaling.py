@@ -8,7 +8,8 @@ Usage: python tests/bench/bench_scaling.py [--trace TEXT] [--dat DAT] [--snapsho
 
 Prints per copy count the events, wall and CPU seconds, peak RSS, CPU seconds per million
 events and its ratio to the single trace's (1.00 everywhere = linear), and the CPU ratio
-to `trace-cmd report` of the single trace. Defaults: `$REPLAY_CAPTURES/big.trace.txt`, the
+to `trace-cmd report` of the single trace, after an untimed report of a small committed
+trace (the one-time compile). Defaults: `$REPLAY_CAPTURES/big.trace.txt`, the
 text of `big.dat` that `sample_traces/capture_big.sh` records, and `big.snapshots`. The
 copies replay as one trace, so each allocation of a page the previous copy left
 allocated is an inconsistency (counted and skipped): a load of k times the events, not
@@ -24,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import CAPTURES, ROOT, repeated, timed, timed_output
+from timing import CAPTURES, ROOT, WARM_UP, repeated, timed, timed_output, warm_up
 
 
 def main() -> None:
@@ -43,6 +44,9 @@ def main() -> None:
     replay = str(Path(sys.executable).with_name("replay"))
     work = Path(tempfile.mkdtemp(prefix="bench-scaling-", dir=args.workdir))
     try:
+        t = warm_up(work)
+        print(f"warm-up (untimed compile, if any): replay report {WARM_UP.name} {t.wall:.2f} s",
+              flush=True)
         anchor = timed(["trace-cmd", "report", "-i", str(args.dat)])
         print(f"trace-cmd report {args.dat.name}: {anchor.wall:.2f} s wall, "
               f"{anchor.cpu:.2f} s CPU, peak RSS {anchor.rss_kib / 1024:.0f} MiB", flush=True)

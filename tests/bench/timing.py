@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,10 @@ from typing import NamedTuple
 #: where the big captures live (sample_traces/capture_big.sh writes there): never committed
 CAPTURES = Path(os.environ.get("REPLAY_CAPTURES", Path.home() / "replay-captures"))
 ROOT = Path(__file__).resolve().parents[2]
+#: a small committed trace reported once, untimed, before a benchmark: the first run
+#: after an installation or a change of the sources compiles the hot loops, a one-time
+#: cost not to count in the runs
+WARM_UP = ROOT / "sample_traces" / "ftrace-thp.dat"
 
 
 class Timing(NamedTuple):
@@ -91,3 +96,15 @@ def repeated(trace: Path, k: int, out: Path) -> Path:
             f.writelines(stamp.sub(lambda m, s=shift: f"{m.group(1)}{float(m.group(2)) + s:.6f}:",
                                    x, count=1) for x in body)
     return out
+
+
+def warm_up(work: Path) -> Timing:
+    """`replay report` of WARM_UP in a new directory under `work`, so that the compiled
+    code is cached before the timed runs; its timing, to print."""
+    run = work / "warm-up"
+    run.mkdir()
+    (run / WARM_UP.name).symlink_to(WARM_UP)
+    t = timed([sys.executable, "-m", "replay", "report", str(run / WARM_UP.name), "-o",
+               str(run / "report.html"), "-q"])
+    shutil.rmtree(run)
+    return t
