@@ -22,9 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from replay import __version__, signals
-from replay.arrow_ints import valid_values
 from replay.atomic import (OLD, TMP, OutputLock, cannot_write, remove_stale, same_or_nested,
                            sibling)
+from ingest.arrow_ints import valid_values
 from ingest.errors import InputError, OutputError
 from ingest.schema import EVENTS, SCHEMA_VERSION, STACKS
 

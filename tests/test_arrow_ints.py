@@ -1,4 +1,4 @@
-"""Integer Arrow columns read from their buffers (`replay/arrow_ints.py`) against
+"""Integer Arrow columns read from their buffers (`ingest/arrow_ints.py`) against
 pyarrow's own conversions, on sliced and chunked arrays with nulls."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replay.arrow_ints import filled_ints, is_valid, valid_values
+from ingest.arrow_ints import filled_ints, is_valid, valid_values
 
 _VALUES = st.lists(st.one_of(st.none(), st.integers(-2**40, 2**40)), max_size=40)
 

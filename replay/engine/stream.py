@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ingest.arrow_ints import filled_ints
 from ingest.errors import InputError
 from ingest.schema import (
     MM_PAGE_ALLOC,
@@ -43,7 +44,6 @@ from ingest.schema import (
     MM_PAGE_FREE_BATCHED,
     MM_PAGE_PCPU_DRAIN,
 )
-from replay.arrow_ints import filled_ints
 from replay.dataset import EVENTS_FILE
 from replay.kernel import gfp, migratetypes, orders, pagestate, tracepoints
 from replay.kernel.release import KernelRelease

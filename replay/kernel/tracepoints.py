@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from replay.arrow_ints import filled_ints, is_valid
+from ingest.arrow_ints import filled_ints, is_valid
 from replay.kernel.release import KernelRelease, at_least
 
 CLAIM_TRACE_GAP = 64  # rows: a claim's zone_locked and its extfrag (same CPU, zone lock held)
