@@ -45,8 +45,10 @@ COUNTERS = ("allocs", "frees", "split_steps", "merge_steps", "lists_probed", "cl
  C_DRAINS, C_DIRECT, C_TRACED_FAILED, C_ONLINE, C_FOLIOS) = range(len(COUNTERS))
 
 #: st tuple indices (BuddyState.arrays()).
-(S_FREE_ORDER, S_FMT, S_NXT, S_PRV, S_HEADS, S_NR_FREE, S_ZFREE, S_PB_MT, S_PCLS, S_SMT,
- S_S2R, S_R2S, S_CTR, S_FORDER) = range(14)
+(S_FREE_ORDER, S_FMT, S_LINKS, S_HEADS, S_NR_FREE, S_ZFREE, S_PB_MT, S_PCLS, S_SMT,
+ S_S2R, S_R2S, S_CTR, S_FORDER) = range(13)
+#: Columns of `links`: a free block's next and previous block on its list.
+NEXT, PREV = 0, 1
 
 
 class BuddyState:
@@ -57,8 +59,10 @@ class BuddyState:
         self.pb_order = pageblock_order(max_order)
         self.free_order = np.full(npages, -1, np.int8)
         self.fmt = np.full(npages, -1, np.int8)
-        self.nxt = np.full(npages, -1, np.int32)
-        self.prv = np.full(npages, -1, np.int32)
+        # a free block's list neighbours side by side: one cache line per list operation
+        self.links = np.full((npages, 2), -1, np.int32)
+        self.nxt = self.links[:, NEXT]
+        self.prv = self.links[:, PREV]
         self.heads = np.full((nzones, max_order + 1, PCPTYPES), -1, np.int64)
         self.nr_free = np.zeros((nzones, max_order + 1, PCPTYPES), np.int64)
         self.zfree = np.zeros(nzones, np.int64)
@@ -71,22 +75,21 @@ class BuddyState:
         self.ctr = np.zeros(len(COUNTERS), np.int64)
 
     def arrays(self) -> tuple:
-        return (self.free_order, self.fmt, self.nxt, self.prv, self.heads, self.nr_free,
+        return (self.free_order, self.fmt, self.links, self.heads, self.nr_free,
                 self.zfree, self.pb_mt, self.pcls, self.smt, self.s2r, self.r2s, self.ctr,
                 self.forder)
 
 
 @njit_noalloc
 def add_to_free(st, z, p, o, mt):
-    free_order, fmt, nxt, prv, heads = st[S_FREE_ORDER], st[S_FMT], st[S_NXT], st[S_PRV], \
-        st[S_HEADS]
+    free_order, fmt, links, heads = st[S_FREE_ORDER], st[S_FMT], st[S_LINKS], st[S_HEADS]
     h = heads[z, o, mt]
     free_order[p] = o
     fmt[p] = mt
-    nxt[p] = h
-    prv[p] = -1
+    links[p, NEXT] = h
+    links[p, PREV] = -1
     if h >= 0:
-        prv[h] = p
+        links[h, PREV] = p
     heads[z, o, mt] = p
     st[S_NR_FREE][z, o, mt] += 1
     st[S_ZFREE][z] += np.int64(1) << o
@@ -94,18 +97,17 @@ def add_to_free(st, z, p, o, mt):
 
 @njit_noalloc
 def del_from_free(st, z, p):
-    free_order, fmt, nxt, prv, heads = st[S_FREE_ORDER], st[S_FMT], st[S_NXT], st[S_PRV], \
-        st[S_HEADS]
+    free_order, fmt, links, heads = st[S_FREE_ORDER], st[S_FMT], st[S_LINKS], st[S_HEADS]
     o = free_order[p]
     mt = fmt[p]
-    n = nxt[p]
-    v = prv[p]
+    n = links[p, NEXT]
+    v = links[p, PREV]
     if v >= 0:
-        nxt[v] = n
+        links[v, NEXT] = n
     else:
         heads[z, o, mt] = n
     if n >= 0:
-        prv[n] = v
+        links[n, PREV] = v
     free_order[p] = -1
     fmt[p] = -1
     st[S_NR_FREE][z, o, mt] -= 1
