@@ -22,7 +22,8 @@ def _contig_info(nr_free: np.ndarray, order: int
     shifts = np.arange(nr_free.shape[-1])
     blocks = nr_free.sum(axis=-1)
     free = (nr_free << shifts).sum(axis=-1)
-    suitable = (nr_free[..., order:] << shifts[:max(nr_free.shape[-1] - order, 0)]).sum(axis=-1)
+    above = nr_free[..., order:]  # orders >= `order`, counted in blocks of `order`
+    suitable = (above << shifts[:above.shape[-1]]).sum(axis=-1)
     return blocks, free, suitable
 
 

@@ -64,6 +64,11 @@ from replay.engine.stream import DRAIN, FREE_BUDDY, FREE_PCP, ONLINE, TAKE
 from replay.kernel.orders import HPAGE_PMD_ORDER
 from replay.kernel.pagestate import BUDDY, CLEAN, DIRTY, ISOLATED, MOVABLE, OUTSIDE, PCP
 
+#: `_release`'s class for "any class but free" (as int64: one compiled version of it).
+ANY_HELD = np.int64(-1)
+#: `buddy_alloc`'s `first` when no zone is known to have served the request.
+NO_ZONE = np.int64(-1)
+
 
 @njit_noalloc
 def populate(st, zlo, zhi, max_order, pbo):
@@ -139,7 +144,7 @@ def _unmap(st, q):
 def _migrate_page(st, z, zlo, zhi, zt, wmin, wlow, prot, q, max_order, pbo, era):
     """Migrate simulated page q to a free page outside the run; returns 1."""
     pcls, smt, s2r, r2s = st[S_PCLS], st[S_SMT], st[S_S2R], st[S_R2S]
-    d, dz = buddy_alloc(st, zlo, zhi, zt, wmin, wlow, prot, np.int64(-1), zt[z], np.int64(0),
+    d, dz = buddy_alloc(st, zlo, zhi, zt, wmin, wlow, prot, NO_ZONE, zt[z], np.int64(0),
                         np.int64(max(smt[q], 0)), max_order, pbo, era, np.bool_(False))
     r = s2r[q]
     if d >= 0:  # find_run checked the zone's free pages could take them all
@@ -167,7 +172,7 @@ def _migrate_folio(st, z, zlo, zhi, zt, wmin, wlow, prot, q, s, end, max_order, 
     fo = np.int64(forder[q])
     n = np.int64(1) << fo
     h = q >> fo << fo
-    d, dz = buddy_alloc(st, zlo, zhi, zt, wmin, wlow, prot, np.int64(-1), zt[z], fo,
+    d, dz = buddy_alloc(st, zlo, zhi, zt, wmin, wlow, prot, NO_ZONE, zt[z], fo,
                         np.int64(max(smt[q], 0)), max_order, pbo, era, np.bool_(False))
     if d < 0:
         for x in range(h, h + n):
@@ -259,7 +264,7 @@ def _take_run(st, z, zlo, zhi, zt, wmin, wlow, prot, s, size, max_order, pbo, er
 @njit_noalloc
 def _release(st, zlo, zhi, p, o, max_order, pbo, cls):
     """Give back to the buddy lists what the simulator holds for traced [p, p + 2^o)
-    (pages of class `cls`, or any class but free when cls < 0); False if nothing."""
+    (pages of class `cls`, or any class but free when cls is ANY_HELD); False if nothing."""
     r2s, pcls = st[S_R2S], st[S_PCLS]
     n = np.int64(1) << o
     s0 = _held(st, p, n, pcls[r2s[p]] if r2s[p] >= 0 else -1)
@@ -318,7 +323,7 @@ def replay_simulated(st, cursor, kind, pfn, order, migratetype, pclass, folio, z
                 ctr[C_UNMAPPED_FREES] += 1
             continue
         if e == FREE_PCP or e == FREE_BUDDY:
-            if _release(st, zlo, zhi, p, o, max_order, pbo, np.int64(-1)):
+            if _release(st, zlo, zhi, p, o, max_order, pbo, ANY_HELD):
                 ctr[C_FREES] += 1
             else:
                 ctr[C_UNMAPPED_FREES] += 1
