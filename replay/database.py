@@ -315,14 +315,16 @@ def _read_parquet(path: Path, trace: str, number: int | None = None) -> str:
             f"FROM read_parquet({_sql_string(str(path))})")
 
 
-def open_datasets(paths: Sequence[Path | str], memory_limit: str | None = None) -> Database:
+def open_datasets(paths: Sequence[Path | str], memory_limit: str | None = None,
+                  threads: int | None = None) -> Database:
     """Open dataset directories in DuckDB with the views every query may use.
 
     Views: `events` (events.parquet), `stacks` (stacks.parquet; empty with the STACKS
     columns where a dataset has none), `allocs` (queries/_allocs.sql), `requests`, `runs`
     and `series` (sim/*.parquet from `replay simulate`, when any dataset has them), each
     with a `trace` column; table `datasets`: one row per dataset with its provenance.
-    `memory_limit` caps DuckDB's memory (default: `default_memory_limit()`).
+    `memory_limit` caps DuckDB's memory (default: `default_memory_limit()`); `threads`
+    its worker threads (default: one per core).
     """
     if not paths:
         raise InputError(".", "no dataset given")
@@ -339,6 +341,8 @@ def open_datasets(paths: Sequence[Path | str], memory_limit: str | None = None) 
             con.execute("SET memory_limit = $m", {"m": memory_limit or default_memory_limit()})
         except duckdb.Error as e:
             raise QueryError(f"memory limit {memory_limit!r}: {_first_line(e)}") from None
+        if threads is not None:
+            con.execute("SET threads = $n", {"n": threads})
         # Spill big sorts to the system temp directory, never into the caller's cwd.
         con.execute("SET temp_directory = $dir",
                     {"dir": str(Path(tempfile.gettempdir()) / f"replay-duckdb-{os.getpid()}")})

@@ -76,6 +76,7 @@ def fixture_report() -> dict:
                      "max_order": 9, "failed": 0}],
             "call_paths": [],
         },
+        "candidates": candidates,
         "candidate_rows": rows,
         "configs": configs,
         "buddy": [{"max_order": n, "baseline": n == 10, "allocs": 7000, "frees": 6000,

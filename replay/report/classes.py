@@ -92,7 +92,9 @@ class CandidateDemand:
     cost: Cost
 
 
-def _universe(db: Database, low: int) -> pa.Table:
+def classified_requests(db: Database, low: int) -> pa.Table:
+    """Every mm_page_alloc above order `low`, in seq order: its order, time, requester
+    class, whether it could not sleep and whether it failed in the kernel."""
     case = sql_case(order='e."order"', gfp="e.gfp_flags", comm="e.comm",
                     path="p.call_path")
     cannot = ", ".join(f"'{c}'" for c in CANNOT_SLEEP)
@@ -149,11 +151,10 @@ class _Rows:
         return np.flatnonzero((self.n == n) & (self.search == search) & self.keep)
 
 
-def class_outcomes(db: Database, max_orders: tuple[int, ...], searches: tuple[str, ...],
-                   policy: str) -> list[CandidateDemand]:
-    """Every candidate's per-class outcomes, memarea verdict and cost."""
-    low = min(max_orders)
-    u = _universe(db, low)
+def class_outcomes(db: Database, u: pa.Table, max_orders: tuple[int, ...],
+                   searches: tuple[str, ...], policy: str) -> list[CandidateDemand]:
+    """Every candidate's per-class outcomes, memarea verdict and cost; `u`: the requests
+    above the lowest candidate (`classified_requests`)."""
     seq = u.column("seq").to_numpy().astype(np.int64)
     order = u.column("order").to_numpy().astype(np.int64)
     ts = u.column("ts_ns").to_numpy().astype(np.int64)

@@ -1,6 +1,7 @@
 """Gather every figure of a report into one dict (written as report.json).
 
-Demand comes from the query layer's named queries (`demand`), the sweep's figures from
+The trace's own figures (demand from the query layer's named queries, the requester
+classes: `trace_figures`) may come ready from the side process; the sweep's figures from
 the engine's outputs: its `runs` and `series` views and the `memarea_cost` query over
 its `requests` (`sweep`); provenance from meta.json (`provenance`). This module assembles
 them, sums per-order demand above each candidate N, and asks `recommend` for the verdict.
@@ -19,11 +20,12 @@ from replay.dataset import read_meta
 from replay.kernel.procfs import find_snapshot
 from replay.kernel.requesters import BY_NAME
 from replay.report.classes import class_outcomes
-from replay.report.demand import above, collect_demand, named_rows
+from replay.report.demand import above
 from replay.report.options import ReportOptions
 from replay.report.provenance import MAX_ORDER_READINGS, provenance
 from replay.report.recommend import Candidate, Recommendation, evidence, recommend
 from replay.report.sweep import collect_sweep, cost_distribution
+from replay.report.trace_figures import TraceFigures, trace_figures
 
 REPORT_VERSION = 2
 
@@ -167,25 +169,26 @@ def _cost_order(rec: Recommendation, cands: list[dict[str, Any]]) -> int | None:
     return next((c["max_order"] for c in cands if c["requests_above"]), None)
 
 
-def collect(dataset: Path, options: ReportOptions, source: Path | None = None
-            ) -> dict[str, Any]:
-    """Every figure of the report of `dataset` (already swept with `options`)."""
+def collect(dataset: Path, options: ReportOptions, source: Path | None = None,
+            trace: TraceFigures | None = None) -> dict[str, Any]:
+    """Every figure of the report of `dataset` (already swept with `options`); `trace`:
+    its trace figures when already computed (by the side process), else computed here."""
     meta = read_meta(dataset)
     prov = provenance(dataset, meta, source or dataset, options.snapshot_dir(dataset))
     inferred = find_snapshot(options.snapshot_dir(dataset), "start", "zoneinfo") is None
     bar = options.bar
     low = min(options.max_orders)
     with open_datasets([dataset]) as db:
-        demand = collect_demand(db, prov["duration_s"], low + 1)
+        trace = trace or trace_figures(db, options, prov["duration_s"])
+        demand = trace.demand
         sweep = collect_sweep(db, options, dataset)
         cands = candidates(options, demand["orders"], sweep["configs"], prov["duration_s"])
-        by_class = class_outcomes(db, options.max_orders, options.searches, bar.policy)
-        classes = named_rows(db, "request_classes", min_order=low + 1)
+        by_class = class_outcomes(db, trace.requests, options.max_orders, options.searches,
+                                  bar.policy)
         buddy = {b["max_order"]: b for b in sweep["buddy"] if not b["baseline"]}
         baseline = next((b for b in sweep["buddy"] if b["baseline"]), None)
-        has_stacks = bool(db.sql("SELECT count(*) FROM stacks").fetchall()[0][0])
         ev = evidence(prov["duration_s"], above(demand["orders"], low, "requests"), low,
-                      touched_share(sweep["fidelity"], inferred), bar, has_stacks,
+                      touched_share(sweep["fidelity"], inferred), bar, trace.has_stacks,
                       not inferred)
         rec = recommend(by_class, ev, bar, buddy, baseline, options.assume_no_thp)
         cost = cost_distribution(db, options, _cost_order(rec, cands))
@@ -199,7 +202,7 @@ def collect(dataset: Path, options: ReportOptions, source: Path | None = None
         "max_order_readings": MAX_ORDER_READINGS,
         "provenance": prov,
         "demand": demand,
-        "requester_classes": requester_table(classes),
+        "requester_classes": requester_table(trace.request_classes),
         "candidates": cands,
         "candidate_rows": rows,
         "configs": sweep["configs"],

@@ -14,7 +14,7 @@ from replay.atomic import write_files
 from replay.dataset import default_output, is_dataset, read_meta
 from ingest.errors import InputError, OutputError
 from replay.report.options import ReportOptions
-from replay.report.plot_process import Renderer, plot_renderer
+from replay.report.side_process import Side, side_process
 
 
 def report_paths(html: Path) -> tuple[Path, Path, Path]:
@@ -51,14 +51,13 @@ def make_report(source: Path, html: Path | None, options: ReportOptions,
     """Write the report of `source` (trace or dataset); return the three files written.
     `dataset`: the dataset of `source` when it is already made (by a fleet's task)."""
     source = Path(source)
-    with plot_renderer() as render_plots:  # matplotlib loads beside the ingest
-        return _make_report(source, html, options, force, quiet, dataset, render_plots)
+    with side_process() as side:  # matplotlib loads beside the ingest
+        return _make_report(source, html, options, force, quiet, dataset, side)
 
 
 def _make_report(source: Path, html: Path | None, options: ReportOptions, force: bool,
-                 quiet: bool, dataset: Path | None, render_plots: Renderer
-                 ) -> tuple[Path, Path, Path]:
-    """`make_report`'s steps, the plots drawn by `render_plots`."""
+                 quiet: bool, dataset: Path | None, side: Side) -> tuple[Path, Path, Path]:
+    """`make_report`'s steps, the trace figures and the plots by `side`."""
     from replay.engine.warmup import compiling_beside
     from replay.report.sweep import sim_options
 
@@ -80,9 +79,10 @@ def _make_report(source: Path, html: Path | None, options: ReportOptions, force:
     from replay.report.markdown import render_markdown
     from replay.report.sweep import ensure_sweep
 
+    side.begin(dataset, options)  # the trace's figures beside the sweep
     ensure_sweep(dataset, options, quiet=quiet)
-    rep = collect(dataset, options, source=source)
-    texts = (render_html(rep, render_plots(rep)), render_markdown(rep),
+    rep = collect(dataset, options, source=source, trace=side.trace_figures())
+    texts = (render_html(rep, side.plots(rep)), render_markdown(rep),
              json.dumps(rep, indent=1, default=str) + "\n")
     write_files(paths, texts)
     return paths

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import matplotlib
@@ -69,7 +69,7 @@ def order_histogram(rep: dict[str, Any]) -> str | None:
 
 def requests_above(rep: dict[str, Any]) -> str | None:
     """Requests above each candidate N: what memarea would have to serve."""
-    rows = rep["candidate_rows"]
+    rows = rep["candidates"]
     if not rows:
         return None
     fig, ax = _figure("Requests above max order N")
@@ -178,12 +178,18 @@ PLOTS: dict[str, Callable[[dict[str, Any]], str | None]] = {
 }
 
 
-def render_all(rep: dict[str, Any]) -> dict[str, str]:
-    """Every plot the report's figures allow, as SVG text by key."""
+#: The plots drawn from the trace's figures alone (`rep["demand"]`, and the demand above
+#: each N in `rep["candidates"]`), before the sweep's figures are known.
+TRACE_PLOTS = ("order_histogram", "requests_above")
+
+
+def render_all(rep: dict[str, Any], keys: Iterable[str] = tuple(PLOTS)) -> dict[str, str]:
+    """Every plot of `keys` (all by default) the report's figures allow, as SVG text by
+    key."""
     with plt.rc_context(_STYLE):
         out = {}
-        for key, draw in PLOTS.items():
-            svg = draw(rep)
+        for key in keys:
+            svg = PLOTS[key](rep)
             if svg is not None:
                 out[key] = svg
         return out

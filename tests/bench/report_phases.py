@@ -4,7 +4,7 @@
 
 Wraps the functions `replay report` calls in turn (ingest; the engine's context, observed
 end state, sweep, tables and write; the report's figures from DuckDB, its plots and its
-renderers; the plots are the wait for the plot process) with wall-clock timers and prints
+renderers; the trace figures and the plots are the waits for the side process) with wall-clock timers and prints
 one line per phase, then the replay seconds of each mode summed over the sweep's worker
 processes (a shared replay counts once), the slowest replays, and how many configurations
 shared another's replay. The report is the same as the CLI's.
@@ -34,9 +34,11 @@ TIMED = (
     ("replay.engine.simulate", "measure_fidelity", "engine: fidelity"),
     ("replay.engine.simulate", "output_tables", "engine: output tables"),
     ("replay.engine.simulate", "write_sim", "engine: write sim/"),
+    ("replay.report.side_process", "SideProcess.trace_figures",
+     "report: wait for the trace figures"),
     ("replay.report.collect", "collect", "report: figures (DuckDB)"),
-    ("replay.report.plot_process", "_in_process", "report: plots"),
-    ("replay.report.plot_process", "PlotProcess.render", "report: plots"),
+    ("replay.report.side_process", "Side.plots", "report: plots"),
+    ("replay.report.side_process", "SideProcess.plots", "report: plots"),
     ("replay.report.html", "render_html", "report: html"),
     ("replay.report.markdown", "render_markdown", "report: markdown"),
 )
