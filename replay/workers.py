@@ -10,11 +10,12 @@ The parent waits for its tasks with `completed`, which stays interruptible.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from multiprocessing import get_context
@@ -103,6 +104,32 @@ def forked_child(target: Callable[..., object], *args: object, name: str
         raise
     finally:
         proc.join()
+
+
+def _import_all(modules: Sequence[str]) -> None:
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # whoever needs it later says so
+            pass
+
+
+@contextmanager
+def importing_beside(modules: Sequence[str]) -> Iterator[None]:
+    """Import `modules` in a thread while the `with` body waits for other processes (a
+    pool's workers), so that a later step finds them imported; the thread is joined when
+    the `with` ends. Start it only after the last fork of the `with` body: a fork would
+    copy the import lock the thread may hold."""
+    if not modules:
+        yield
+        return
+    thread = threading.Thread(target=_import_all, args=(tuple(modules),),
+                              name="replay-imports", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
 
 
 def completed(futures: Iterable[Future]) -> Iterator[Future]:

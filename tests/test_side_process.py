@@ -17,6 +17,7 @@ from replay.ingestion import ingest
 from replay.report.options import report_options
 from replay.report.plots import PLOTS, TRACE_PLOTS
 from replay.report.provenance import duration_s
+from replay.report import side_process as side_process_module
 from replay.report.side_process import SideProcess, side_process
 from replay.report.trace_figures import trace_figures
 from tests.conftest import ROOT, SAMPLES
@@ -36,12 +37,19 @@ def dataset(tmp_path_factory) -> Path:
     return ingest(TRACE, tmp_path_factory.mktemp("side") / "thp.replay", quiet=True)
 
 
+@pytest.fixture(autouse=True)
+def forking(monkeypatch):
+    """Fork as `replay report` does: earlier tests' threads (a cluster's) are harmless to
+    a child that runs only the side process's own code."""
+    monkeypatch.setattr(side_process_module, "may_fork", lambda: True)
+
+
 def test_trace_figures_and_plots_are_this_processs(dataset):
     with open_datasets([dataset]) as db:
         here = trace_figures(db, OPTIONS, duration_s(read_meta(dataset)))
     rep = fixture_report()
     with side_process() as side:
-        assert isinstance(side, SideProcess)  # pytest's process is single-threaded
+        assert isinstance(side, SideProcess)
         side.begin(dataset, OPTIONS)
         there = side.trace_figures()
         plots = side.plots(rep)

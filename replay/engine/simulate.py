@@ -27,7 +27,7 @@ from replay.engine.measures import free_blocks
 from replay.engine.observed import INCONSISTENCIES, OUT_BUDDY, SERIES_ORDERS, replay_observed
 from replay.engine.options import SimOptions
 from replay.engine.sweep import RunResult, run_configs
-from replay.engine.tables import output_tables
+from replay.engine.tables import IMPORTS, output_tables
 from replay.engine.warmup import announce_and_compile
 from replay.kernel.fallbacks import ERA_NAMES
 
@@ -100,7 +100,9 @@ def run_sweep(dataset: Path, options: SimOptions, quiet: bool = False) -> SweepS
     announce_and_compile(options, quiet)
     # before the pool forks: its workers inherit the compiled observed replay
     observed = observed_end(ctx)
-    results = run_configs(ctx, options.configurations(ctx.kernel_max_order), quiet)
+    # the tables' imports load while the workers replay
+    results = run_configs(ctx, options.configurations(ctx.kernel_max_order), quiet,
+                          imports=IMPORTS)
     return finish_sweep(dataset, ctx, results, observed, t0)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -27,7 +27,7 @@ from replay.engine.validate import validate_buddy
 from replay.kernel.orders import COSTLY_ORDER
 from replay.kernel.pagestate import PCP, POLICIES
 from replay.progress import progress_bar
-from replay.workers import completed, fork_pool
+from replay.workers import completed, fork_pool, importing_beside
 
 Config = tuple[str, int, str, str]  # mode, max order, search, policy
 
@@ -239,11 +239,12 @@ def run_chain(chain: list[Group]) -> list[list[RunResult]]:
 
 
 def run_configs(ctx: Context, configs: list[Config], quiet: bool = False,
-                share: bool = True) -> list[RunResult]:
+                share: bool = True, imports: Sequence[str] = ()) -> list[RunResult]:
     """Every configuration, the baseline (configs[0]) among them, over the options' worker
     count; results in the order of `configs`. With `share`, configurations that cannot
     differ share one replay (`chains`; a simulated N equal to the baseline's with no
-    request is the baseline's replay, copied once it is done)."""
+    request is the baseline's replay, copied once it is done). `imports`: modules the
+    caller needs next, imported while this process waits for its workers."""
     global _CTX
     _CTX = ctx
     gs = groups(ctx, configs)
@@ -266,7 +267,7 @@ def run_configs(ctx: Context, configs: list[Config], quiet: bool = False,
     results: list[RunResult] = []
     with progress_bar("simulate", len(gs), quiet=quiet, unit_bytes=False) as bar:
         finished = 0
-        for chain_results in _run_chains(gs, work, jobs):
+        for chain_results in _run_chains(gs, work, jobs, imports):
             for res in chain_results:
                 results += res
                 finished += 1
@@ -280,15 +281,18 @@ def run_configs(ctx: Context, configs: list[Config], quiet: bool = False,
     return [by_cfg[c] for c in configs]
 
 
-def _run_chains(gs: list[Group], work: list[list[int]], jobs: int
+def _run_chains(gs: list[Group], work: list[list[int]], jobs: int, imports: Sequence[str]
                 ) -> Iterator[list[list[RunResult]]]:
     """Each chain's results as it finishes: in a pool of forked workers when there are
-    several chains and workers, else in this process."""
+    several chains and workers (this process imports `imports` while it waits), else in
+    this process."""
     if jobs > 1 and len(work) > 1:
         with fork_pool(jobs) as pool:  # workers die with this process
+            # a fork pool starts all its workers at the first submit: no fork after this
             futures = [pool.submit(run_chain, [gs[i] for i in c]) for c in work]
-            for f in completed(futures):
-                yield f.result()
+            with importing_beside(imports):
+                for f in completed(futures):
+                    yield f.result()
     else:
         for c in work:
             yield run_chain([gs[i] for i in c])

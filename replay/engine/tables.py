@@ -26,6 +26,9 @@ from replay.engine.sweep import RunResult
 from replay.kernel.fallbacks import ERA_NAMES
 from replay.kernel.pagestate import BUDDY, PCP
 
+#: What building these tables imports: pyarrow imports pandas (about 0.2 s) on its first
+#: conversion of Python or numpy values, whether or not they are pandas objects.
+IMPORTS = ("pandas",)
 #: requests.parquet columns.
 REQUEST_COLUMNS = {
     "mode": "observed or simulated", "max_order": "candidate max order N",
