@@ -14,10 +14,10 @@ from ingest.errors import ReplayError
 from replay.database import open_datasets
 from replay.dataset import read_meta
 from replay.ingestion import ingest
+from replay.report import side_process as side_process_module
 from replay.report.options import report_options
 from replay.report.plots import PLOTS, TRACE_PLOTS
 from replay.report.provenance import duration_s
-from replay.report import side_process as side_process_module
 from replay.report.side_process import SideProcess, side_process
 from replay.report.trace_figures import trace_figures
 from tests.conftest import ROOT, SAMPLES
