@@ -110,7 +110,7 @@ def _import_all(modules: Sequence[str]) -> None:
     for name in modules:
         try:
             importlib.import_module(name)
-        except ImportError:  # whoever needs it later says so
+        except Exception:  # noqa: BLE001 - it fails again, reported, where it is needed
             pass
 
 
