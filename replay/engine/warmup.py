@@ -51,8 +51,13 @@ def compile_engine(options: SimOptions) -> None:
 
 
 def announce_and_compile(options: SimOptions, quiet: bool) -> None:
-    """When the engine is not compiled yet: say so, compile it, say how long it took."""
+    """Compile the engine when it is not compiled yet, saying so and how long it took;
+    else load it from numba's cache (the same three-event replays, a few hundredths of a
+    second). Called before the sweep's pool forks, so that its workers inherit the loaded
+    replays instead of each loading them on its first replay (docs/speed.md, fifth
+    step)."""
     if engine_cached():
+        compile_engine(options)
         return
     start = time.monotonic()
     if not quiet:
