@@ -179,7 +179,8 @@ def collect(dataset: Path, options: ReportOptions, source: Path | None = None,
     bar = options.bar
     low = min(options.max_orders)
     with open_datasets([dataset]) as db:
-        trace = trace or trace_figures(db, options, prov["duration_s"])
+        if trace is None:
+            trace = trace_figures(db, options, prov["duration_s"])
         demand = trace.demand
         sweep = collect_sweep(db, options, dataset)
         cands = candidates(options, demand["orders"], sweep["configs"], prov["duration_s"])

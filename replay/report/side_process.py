@@ -125,7 +125,7 @@ def _serve(conn: Connection, parents_end: Connection) -> None:
         except ReplayError as e:  # already one line for the user
             reply = ("error", str(e))
         except Exception as e:  # noqa: BLE001 - the parent raises it as one line
-            reply = ("error", f"{type(e).__name__}: {e}")
+            reply = ("error", f"{tag}: {type(e).__name__}: {e}")
         try:
             conn.send(reply)
         except OSError:  # the parent closed the pipe without reading: it is done
