@@ -48,3 +48,36 @@ def test_the_engine_compiles_in_a_child_beside_the_with_body(tmp_path, monkeypat
         assert not marks.exists()  # the body is not kept waiting for the compile
     assert body < 0.5 <= time.monotonic() - t
     assert int(marks.read_text()) != os.getpid()
+
+
+def test_a_compiled_engine_is_loaded_before_the_sweep_forks():
+    """With the engine in numba's cache, `announce_and_compile` still loads both replays
+    into this process (a fresh one, to see it), so that the sweep's forked workers
+    inherit them instead of each loading them on its first replay."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = """
+from replay.engine import warmup
+from replay.engine.options import SimOptions
+warmup.compile_engine(SimOptions(jobs=1))  # into the cache, if this version was not there
+print(warmup.engine_cached())
+"""
+    check = """
+from replay.engine import warmup
+from replay.engine.observed import observe_entries
+from replay.engine.options import SimOptions
+from replay.engine.simulated import replay_simulated
+before = len(replay_simulated.signatures) + len(observe_entries.signatures)
+warmup.announce_and_compile(SimOptions(jobs=1), quiet=True)
+print(before, bool(replay_simulated.signatures), bool(observe_entries.signatures))
+"""
+    run = lambda text: subprocess.run([sys.executable, "-c", text], cwd=ROOT, text=True,
+                                      capture_output=True, check=False, timeout=600)
+    cached = run(code)
+    assert cached.returncode == 0 and cached.stdout.split() == ["True"], cached.stderr
+    loaded = run(check)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == ["0", "True", "True"]
