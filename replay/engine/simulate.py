@@ -100,6 +100,9 @@ def run_sweep(dataset: Path, options: SimOptions, quiet: bool = False) -> SweepS
     announce_and_compile(options, quiet)
     # before the pool forks: its workers inherit the compiled observed replay
     observed = observed_end(ctx)
+    # what pyarrow's allocator keeps of the ingest's and the stream's buffers goes back to
+    # the kernel: the workers' fresh per-page state starts on recently used pages
+    pa.default_memory_pool().release_unused()
     # the tables' imports load while the workers replay
     results = run_configs(ctx, options.configurations(ctx.kernel_max_order), quiet,
                           imports=IMPORTS)
