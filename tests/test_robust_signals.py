@@ -182,10 +182,12 @@ def test_sigint_during_a_sweep_exits_130(long_trace, tmp_path, command):
                            "-q"], cwd=ROOT, capture_output=True, timeout=600)
     assert done.returncode == 0, done.stderr
     before = sorted(p.name for p in ds.iterdir())
-    # --check validates the simulator after every sample: a sweep of minutes, however
-    # fast the replays themselves have become
-    args = {"simulate": ("simulate", ds, "-j", "1", "-q", "--check"),
-            "report": ("report", ds, "-q")}[command]
+    # --check validates the simulator after every sample, and max orders from 1 replay
+    # the most: sweeps of about 50 s (simulate) and 27 s (report) here, where the default
+    # ones had become shorter than the 5 s this test waits before its signal
+    low = ("--max-order", "1..10")
+    args = {"simulate": ("simulate", ds, "-j", "1", "-q", "--check", *low),
+            "report": ("report", ds, "-q", *low)}[command]
     proc = _replay(*args)
     time.sleep(5)  # past the imports, into the replays (minutes of them)
     assert proc.poll() is None, proc.communicate()
