@@ -88,3 +88,22 @@ def test_the_side_process_ends_with_its_parent_unused_or_not_asked_back(dataset,
                        capture_output=True, text=True, timeout=HUNG_S, check=False)
     assert r.returncode == 0 and r.stdout == "done\n", r.stderr
     assert r.stderr == ""
+
+
+def test_the_series_plots_drawn_ahead_are_those_of_the_report(dataset):
+    from replay.report.plots import SERIES_PLOTS, render_all
+    from replay.report.sweep import ensure_sweep, fragmentation
+
+    ensure_sweep(dataset, OPTIONS, quiet=True)
+    with open_datasets([dataset]) as db:
+        frag = fragmentation(db, OPTIONS)
+    assert frag["series"], "the sample's sweep has no observed series"
+    here = render_all({"fragmentation": frag}, SERIES_PLOTS)
+    rep = fixture_report()  # other series: a plot drawn from it would differ
+    with side_process() as side:
+        side.begin_series_plots(dataset, OPTIONS)
+        plots = side.plots(rep)
+    assert set(plots) == set(PLOTS)
+    for key in SERIES_PLOTS:
+        assert plots[key] == here[key]
+    assert plots["fragindex_over_time"] != render_all(rep, SERIES_PLOTS)["fragindex_over_time"]

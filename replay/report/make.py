@@ -81,6 +81,7 @@ def _make_report(source: Path, html: Path | None, options: ReportOptions, force:
 
     side.begin(dataset, options)  # the trace's figures beside the sweep
     ensure_sweep(dataset, options, quiet=quiet)
+    side.begin_series_plots(dataset, options)  # drawn while the figures are gathered
     rep = collect(dataset, options, source=source, trace=side.trace_figures())
     texts = (render_html(rep, side.plots(rep)), render_markdown(rep),
              json.dumps(rep, indent=1, default=str) + "\n")

@@ -178,6 +178,8 @@ PLOTS: dict[str, Callable[[dict[str, Any]], str | None]] = {
 }
 
 
+#: The plots drawn from the sweep's fragmentation series alone (`rep["fragmentation"]`).
+SERIES_PLOTS = ("fragindex_over_time", "largest_free_over_time")
 #: The plots drawn from the trace's figures alone (`rep["demand"]`, and the demand above
 #: each N in `rep["candidates"]`), before the sweep's figures are known.
 TRACE_PLOTS = ("order_histogram", "requests_above")

@@ -3,8 +3,9 @@
 While the parent ingests the trace (one core), the child loads matplotlib and draws a
 throw-away figure (about 0.6 s). Once the dataset exists it computes the trace's own
 figures (`trace_figures`: DuckDB over events.parquet) and draws their plots while the
-parent loads the stream (one core again) and sweeps; at the end it draws the sweep's
-plots from the report's figures. A process that may not fork (`workers.may_fork`: a
+parent loads the stream (one core again) and sweeps; once sim/ is written it draws the
+fragmentation plots from the series while the parent gathers the report's figures; at
+the end it draws the rest from them. A process that may not fork (`workers.may_fork`: a
 server's, a cluster client's) does each step itself when it is asked for.
 """
 
@@ -26,8 +27,10 @@ if TYPE_CHECKING:
 
 #: DuckDB's threads in the side process: the parent's stream load and sweep need the rest.
 SIDE_THREADS = 1
-#: The parent's requests: compute the trace figures of a dataset; draw a report's plots.
-TRACE, PLOTS = "trace", "plots"
+#: The parent's requests: compute the trace figures of a dataset (answered); draw the
+#: plots of its sweep's series (not answered: what fails is drawn again with the rest);
+#: draw a report's plots (answered).
+TRACE, SERIES, PLOTS = "trace", "series", "plots"
 
 
 class SideError(ReplayError):
@@ -44,6 +47,9 @@ class Side:
     def trace_figures(self) -> TraceFigures | None:
         """The trace figures begun with `begin`; None: `collect` computes them."""
         return None
+
+    def begin_series_plots(self, dataset: Path, options: ReportOptions) -> None:
+        """Start drawing the plots of `dataset`'s swept series (here: nothing yet)."""
 
     def plots(self, rep: dict[str, Any]) -> dict[str, str]:
         """The report's plots (`plots.render_all`) from its figures."""
@@ -65,6 +71,9 @@ class SideProcess(Side):
 
     def trace_figures(self) -> TraceFigures | None:
         return self._receive() if self.begun else None
+
+    def begin_series_plots(self, dataset: Path, options: ReportOptions) -> None:
+        self._send((SERIES, dataset, options))
 
     def plots(self, rep: dict[str, Any]) -> dict[str, str]:
         self._send((PLOTS, rep))
@@ -101,6 +110,16 @@ def _trace_step(dataset: Path, options: ReportOptions
     return figs, render_all(part, TRACE_PLOTS)
 
 
+def _series_plots(dataset: Path, options: ReportOptions) -> dict[str, str]:
+    """The plots drawn from the sweep's fragmentation series alone."""
+    from replay.database import open_datasets
+    from replay.report.plots import SERIES_PLOTS, render_all
+    from replay.report.sweep import fragmentation
+
+    with open_datasets([dataset], threads=SIDE_THREADS) as db:
+        return render_all({"fragmentation": fragmentation(db, options)}, SERIES_PLOTS)
+
+
 def _serve(conn: Connection, parents_end: Connection) -> None:
     """The child: load matplotlib, then answer the parent's requests in turn with
     ("ok", value) or ("error", one-line message) until the parent closes the pipe."""
@@ -115,6 +134,12 @@ def _serve(conn: Connection, parents_end: Connection) -> None:
             tag, *args = conn.recv()
         except EOFError:  # the parent is done (or stopped before asking)
             return
+        if tag == SERIES:
+            try:
+                drawn = {**drawn, **_series_plots(*args)}
+            except Exception:  # noqa: BLE001 - drawn again, with the error, with the rest
+                pass
+            continue
         try:
             if tag == TRACE:
                 value, drawn = _trace_step(*args)
