@@ -70,8 +70,10 @@ def requests_table(dataset: Path, ctx: Context, results: list[RunResult]) -> pa.
     """One row per request slot of every configuration."""
     s = ctx.stream
     all_sel = np.unique(np.concatenate([r.sel for r in results]))
-    ev = take_rows(dataset / EVENTS_FILE,
-                   ["seq", "ts_ns", "pid", "comm", "gfp_flags", "stack_id"], s.row[all_sel])
+    # the strings as codes once per request, before the configurations' copies of them
+    ev = _dict_cols(take_rows(dataset / EVENTS_FILE,
+                              ["seq", "ts_ns", "pid", "comm", "gfp_flags", "stack_id"],
+                              s.row[all_sel]), ("comm", "gfp_flags"))
     modes, searches, policies = ([*dict.fromkeys(r.config[k] for r in results)]
                                  for k in (0, 2, 3))
     parts = []
@@ -97,7 +99,7 @@ def requests_table(dataset: Path, ctx: Context, results: list[RunResult]) -> pa.
         }))
     table = pa.concat_tables(parts).combine_chunks()
     assert tuple(table.column_names) == tuple(REQUEST_COLUMNS)
-    return _dict_cols(table, ("comm", "gfp_flags"))
+    return table
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
