@@ -121,8 +121,9 @@ def _series_plots(dataset: Path, options: ReportOptions) -> dict[str, str]:
 
 
 def _serve(conn: Connection, parents_end: Connection) -> None:
-    """The child: load matplotlib, then answer the parent's requests in turn with
-    ("ok", value) or ("error", one-line message) until the parent closes the pipe."""
+    """The child: load matplotlib, then take the parent's requests in turn until it
+    closes the pipe, answering TRACE and PLOTS with ("ok", value) or ("error", one-line
+    message); the SERIES plots are kept for the PLOTS answer."""
     from replay.report.plots import PLOTS as ALL_PLOTS
     from replay.report.plots import render_all, warm_up
 
