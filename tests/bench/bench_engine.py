@@ -4,12 +4,13 @@ Usage: python tests/bench/bench_engine.py [--dataset DIR] [--trace TRACE] [--dat
     [--snapshots DIR]
 
 Prints the events/s of single replays (observed and simulated, N = 5 and 9, the baseline;
-in process, after a warm-up that loads numba's on-disk cache; an observed one also without
-the fragmentation series, which one observed replay per sweep samples), then times the whole
-default sweep (`replay simulate DATASET`: 6 max orders x 3 searches x 3 policies x 2
-modes + the baseline, all cores, replays shared where configurations cannot differ) and
-`trace-cmd report` of the same trace as whole processes under /usr/bin/time -v, with
-their CPU time and peak RSS, and the ratio. Defaults: what sample_traces/capture_big.sh
+in process, after an untimed report of a small committed trace in another process, which
+compiles the engine if the sources changed, and a warm-up that loads numba's on-disk
+cache; an observed one also without the fragmentation series, which one observed replay
+per sweep samples), then times the whole default sweep (`replay simulate DATASET`: 6 max
+orders x 3 searches x 3 policies x 2 modes + the baseline, all cores, replays shared
+where configurations cannot differ) and `trace-cmd report` of the same trace as whole
+processes under /usr/bin/time -v, with their CPU time and peak RSS, and the ratio. Defaults: what sample_traces/capture_big.sh
 writes under $REPLAY_CAPTURES (default ~/replay-captures): big.dat, ingested into a
 temporary dataset unless --dataset names one, and big.snapshots.
 """
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import CAPTURES, ROOT, timed
+from timing import CAPTURES, ROOT, WARM_UP, timed, warm_up
 
 sys.path.insert(0, str(ROOT))
 #: The single replays timed: (mode, max order, search, policy).
@@ -76,6 +77,12 @@ def main() -> None:
     snapshots = args.snapshots if args.snapshots.is_dir() else None
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        # compiled, if it must be, in another process: one that compiled holds numba's
+        # garbage, which its collector walks again and again (gc_collect_main in a perf
+        # profile; simulated N = 5 on big3m ran at 8.5 M events/s in such a process,
+        # 10.5-11.2 in clean ones)
+        print(f"warm-up (untimed compile, if any): replay report {WARM_UP.name} "
+              f"{warm_up(Path(tmp)).wall:.2f} s", flush=True)
         dataset = args.dataset
         if dataset is None:
             dataset = Path(tmp) / "big.replay"
