@@ -56,14 +56,12 @@ def announce_and_compile(options: SimOptions, quiet: bool) -> None:
     second). Called before the sweep's pool forks, so that its workers inherit the loaded
     replays instead of each loading them on its first replay (docs/speed.md, fifth
     step)."""
-    if engine_cached():
-        compile_engine(options)
-        return
+    announce = not quiet and not engine_cached()
     start = time.monotonic()
-    if not quiet:
+    if announce:
         note("replay: compiling the replay engine, once per version of replay (about 20 s)")
     compile_engine(options)
-    if not quiet:
+    if announce:
         note(f"replay: compiled the replay engine in {time.monotonic() - start:.0f} s")
 
 
