@@ -50,7 +50,7 @@ def test_trace_figures_and_plots_are_this_processs(dataset):
     rep = fixture_report()
     with side_process() as side:
         assert isinstance(side, SideProcess)
-        side.begin(dataset, OPTIONS)
+        side.begin_trace_figures(dataset, OPTIONS)
         there = side.trace_figures()
         plots = side.plots(rep)
     assert here.demand["orders"] and there.demand == here.demand
@@ -71,13 +71,13 @@ def test_an_error_in_the_side_process_is_one_line(dataset, tmp_path):
     events = broken / "events.parquet"
     events.write_bytes(events.read_bytes()[:1000])
     with side_process() as side:
-        side.begin(broken, OPTIONS)
+        side.begin_trace_figures(broken, OPTIONS)
         with pytest.raises(ReplayError) as e:
             side.trace_figures()
     assert "\n" not in str(e.value) and "events.parquet" in str(e.value)
 
 
-@pytest.mark.parametrize("work", ["", "side.begin(Path(sys.argv[1]), OPTIONS)"])
+@pytest.mark.parametrize("work", ["", "side.begin_trace_figures(Path(sys.argv[1]), OPTIONS)"])
 def test_the_side_process_ends_with_its_parent_unused_or_not_asked_back(dataset, work):
     code = ("import sys; from pathlib import Path\n"
             "from replay.report.side_process import side_process\n"

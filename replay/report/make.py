@@ -79,7 +79,7 @@ def _make_report(source: Path, html: Path | None, options: ReportOptions, force:
     from replay.report.markdown import render_markdown
     from replay.report.sweep import ensure_sweep
 
-    side.begin(dataset, options)  # the trace's figures beside the sweep
+    side.begin_trace_figures(dataset, options)  # the trace's figures beside the sweep
     ensure_sweep(dataset, options, quiet=quiet)
     side.begin_series_plots(dataset, options)  # drawn while the figures are gathered
     rep = collect(dataset, options, source=source, trace=side.trace_figures())

@@ -41,11 +41,11 @@ class Side:
     """The side work, done in this process when asked for (no fork): `collect` computes
     the trace figures itself, the plots are drawn here."""
 
-    def begin(self, dataset: Path, options: ReportOptions) -> None:
+    def begin_trace_figures(self, dataset: Path, options: ReportOptions) -> None:
         """Start the trace figures of `dataset` for `options` (here: nothing yet)."""
 
     def trace_figures(self) -> TraceFigures | None:
-        """The trace figures begun with `begin`; None: `collect` computes them."""
+        """The trace figures begun with `begin_trace_figures`; None: `collect` computes them."""
         return None
 
     def begin_series_plots(self, dataset: Path, options: ReportOptions) -> None:
@@ -65,7 +65,7 @@ class SideProcess(Side):
         self.conn = conn
         self.begun = False
 
-    def begin(self, dataset: Path, options: ReportOptions) -> None:
+    def begin_trace_figures(self, dataset: Path, options: ReportOptions) -> None:
         self._send((TRACE, dataset, options))
         self.begun = True
 
