@@ -58,3 +58,25 @@ def test_an_allocation_under_noalloc_fails_to_compile():
 
     with pytest.raises(numba.core.errors.TypingError):
         allocates(3)
+
+
+def test_prefetch_compiles_to_a_prefetch_and_changes_nothing():
+    """`prefetch` emits LLVM's prefetch (so the simulator's loop really asks for its next
+    pages) and has no effect on values, even at indices outside the array (it never
+    faults)."""
+    from replay.engine.compiled import prefetch
+
+    @numba.njit(**NOALLOC)
+    def total(a, idx):
+        s = 0
+        for i in range(len(idx)):
+            prefetch(a, idx[i] * 1_000_003)  # far outside: still harmless
+            prefetch(a, idx[i])
+            s += a[idx[i]]
+        return s
+
+    a = np.arange(1000, dtype=np.int32)
+    idx = np.array([3, 999, 0, 500], np.int64)
+    assert total(a, idx) == 3 + 999 + 0 + 500
+    assert "llvm.prefetch" in total.inspect_llvm(total.signatures[0])
+    assert "prefetch" in total.inspect_asm(total.signatures[0])

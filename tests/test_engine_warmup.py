@@ -25,6 +25,21 @@ def test_warm_up_compiles_the_signatures_a_real_sweep_uses(tmp_path):
     assert (set(replay_simulated.signatures), set(observe_entries.signatures)) == before
 
 
+def test_cache_files_of_some_replays_do_not_make_the_engine_compiled(tmp_path, monkeypatch):
+    """Only `compile_engine`'s mark says the engine is compiled: a cache holding the two
+    replays' files from a process that ran some configurations still compiles, announced."""
+    import numba
+
+    from replay.engine import warmup
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))
+    for name in ("simulated.replay_simulated-1.py311.nbi", "observed.observe_entries-1.nbi"):
+        (tmp_path / name).write_bytes(b"")
+    assert not warmup.engine_cached()
+    (tmp_path / warmup.ENGINE_MARK).touch()
+    assert warmup.engine_cached()
+
+
 def test_the_engine_compiles_in_a_child_beside_the_with_body(tmp_path, monkeypatch):
     """`compiling_beside` runs the compile in another process while the body runs, and
     the `with` ends only once that process has (the real compile is stubbed: a minute)."""

@@ -24,15 +24,21 @@ from replay.kernel.zones import ZONE_NORMAL
 from replay.progress import note
 from replay.workers import forked_child, may_fork
 
-#: The compiled entry points whose cache files say the engine was compiled.
-ENTRY_POINTS = ("simulated.replay_simulated", "observed.observe_entries")
+#: The file `compile_engine` leaves in numba's cache (one per version of the sources,
+#: `ingest/cache.py`) once every replay a sweep runs is compiled there. Cache files alone
+#: do not say it: a process that ran only some configurations (a benchmark's, a test's)
+#: leaves some signatures uncompiled, and a sweep would then compile them unannounced.
+ENGINE_MARK = "engine-compiled"
+
+
+def _mark() -> Path | None:
+    return Path(numba.config.CACHE_DIR) / ENGINE_MARK if numba.config.CACHE_DIR else None
 
 
 def engine_cached() -> bool:
-    """Whether numba's cache holds both replays for this version of the sources."""
-    root = Path(numba.config.CACHE_DIR or "")
-    return bool(numba.config.CACHE_DIR) and all(
-        next(root.rglob(f"{name}-*.nbi"), None) is not None for name in ENTRY_POINTS)
+    """Whether `compile_engine` has filled numba's cache for this version of the sources."""
+    mark = _mark()
+    return mark is not None and mark.exists()
 
 
 def compile_engine(options: SimOptions) -> None:
@@ -48,6 +54,10 @@ def compile_engine(options: SimOptions) -> None:
     top = ctx.kernel_max_order
     replay_group(ctx, Group("simulated", top, "none", ("none",), False))
     replay_group(ctx, Group("observed", top, "free", ("linear",), True))
+    mark = _mark()
+    if mark is not None:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.touch()
 
 
 def announce_and_compile(options: SimOptions, quiet: bool) -> None:
