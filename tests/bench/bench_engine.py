@@ -4,9 +4,9 @@ Usage: python tests/bench/bench_engine.py [--dataset DIR] [--trace TRACE] [--dat
     [--snapshots DIR]
 
 Prints the events/s of single replays (observed and simulated, N = 5 and 9, the baseline;
-in process, after an untimed report of a small committed trace in another process, which
-compiles the engine if the sources changed, and a warm-up that loads numba's on-disk
-cache; an observed one also without the fragmentation series, which one observed replay
+medians of three, in process, after an untimed report of a small committed trace in
+another process, which compiles the engine if the sources changed, and a warm-up that
+loads numba's on-disk cache; an observed one also without the fragmentation series, which one observed replay
 per sweep samples), then times the whole default sweep (`replay simulate DATASET`: 6 max
 orders x 3 searches x 3 policies x 2 modes + the baseline, all cores, replays shared
 where configurations cannot differ) and `trace-cmd report` of the same trace as whole
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,9 @@ from pathlib import Path
 from timing import CAPTURES, ROOT, WARM_UP, timed, warm_up
 
 sys.path.insert(0, str(ROOT))
+#: How many times each single replay is timed (the median is printed, with the range): one
+#: replay of this VM's fresh memory varies by a fifth from run to run.
+TIMED = 3
 #: The single replays timed: (mode, max order, search, policy).
 RATES = (("observed", 5, "linear", "free"), ("observed", 9, "linear", "migrate"),
          ("simulated", 5, "linear", "free"), ("simulated", 5, "linear", "migrate"),
@@ -48,11 +52,16 @@ def replay_rates(dataset: Path, snapshots: Path | None) -> None:
           f"({ctx.stream.events:,} events, {len(ctx.stream.kind):,} stream entries)")
     for cfg in RATES:
         run_configs(ctx, [cfg], quiet=True)  # warm-up: numba cache, page cache
-        t = time.perf_counter()
-        (r,) = run_configs(ctx, [cfg], quiet=True)
-        dt = time.perf_counter() - t
+        times = []
+        for _ in range(TIMED):
+            t = time.perf_counter()
+            (r,) = run_configs(ctx, [cfg], quiet=True)
+            times.append(time.perf_counter() - t)
+        dt = statistics.median(times)
+        rates = sorted(ctx.stream.events / x / 1e6 for x in times)
         print(f"{cfg[0]:9s} N={cfg[1]:<2d} {cfg[2]}/{cfg[3]}: {dt:6.2f} s, "
-              f"{ctx.stream.events / dt / 1e6:6.2f} M events/s ({len(r.sel)} requests)")
+              f"{ctx.stream.events / dt / 1e6:6.2f} M events/s (median of {TIMED}, "
+              f"{rates[0]:.2f}-{rates[-1]:.2f}; {len(r.sel)} requests)")
         if cfg[0] == "observed":  # one observed replay per sweep samples the series
             group = Group(cfg[0], cfg[1], cfg[3], (cfg[2],), False)
             t = time.perf_counter()
