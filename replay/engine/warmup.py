@@ -32,6 +32,7 @@ ENGINE_MARK = "engine-compiled"
 
 
 def _mark() -> Path | None:
+    """Where `ENGINE_MARK` goes: numba's cache directory of these sources, if there is one."""
     return Path(numba.config.CACHE_DIR) / ENGINE_MARK if numba.config.CACHE_DIR else None
 
 
